@@ -1,0 +1,419 @@
+"""CIFAR-10 the way a course needs it: several sources, one cache, clear errors, fast batches.
+
+`load_cifar10` returns the whole split as two tensors, ``images`` ``uint8 [N, 3, 32, 32]`` and
+``labels`` ``int64 [N]``. CIFAR-10 is 180 MB as uint8, so holding it in memory (or on the GPU)
+is cheaper than any DataLoader: decoding happens once, then every epoch is tensor indexing.
+
+Sources, tried in this order by ``source="auto"``:
+
+* ``"torchvision"``: the official python batches (``<root>/cifar-10-batches-py``), downloaded by
+  torchvision when ``download=True`` and online.
+* ``"folder"``: images in class folders, ``<root>/{train,test}/<class>/*.{png,jpg}``, or a
+  ``.tar.gz`` of such a tree (the offline JPEG mirror is one). The environment variable
+  ``CGAN_COURSE_CIFAR10`` may point at such a folder or tarball.
+* ``"sample"``: 100 train + 100 test images per class from the JPEG mirror, committed under
+  ``data/cifar10-sample`` so tests and smoke runs work anywhere.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+CLASSES: tuple[str, ...] = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+ENV_VAR = "CGAN_COURSE_CIFAR10"  # a class-folder tree or .tar.gz used by source="auto"/"folder"
+CACHE_ENV_VAR = "CGAN_COURSE_CACHE"  # where decoded arrays go when the data folder is read-only
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_ROOT = REPO_ROOT / "data" / "cifar10-sample"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+SOURCES = ("torchvision", "folder", "sample")
+
+
+class DatasetError(ValueError):
+    """Bad or missing data; the message names the path and the fix."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_cifar10(root: str | os.PathLike | None = None, train: bool = True, source: str = "auto",
+                 download: bool = False, cache: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load one CIFAR-10 split as ``(images uint8 [N, 3, 32, 32], labels int64 [N])``.
+
+    ``root`` (default: the repository's ``data/``) is the torchvision data folder, or a class-folder tree / ``.tar.gz`` for
+    ``source="folder"``. ``download=True`` lets torchvision fetch the official set (online only).
+    """
+    split = "train" if train else "test"
+    root = Path(root) if root is not None else REPO_ROOT / "data"
+    if source == "auto":
+        source, root = _resolve_auto(Path(root), split, download)
+    if source == "torchvision":
+        images, labels = _load_torchvision(Path(root), train, download)
+        _check_labels(images, labels, len(CLASSES), f"{root} (official batches)")
+        return images, labels
+    if source == "sample":
+        root = SAMPLE_ROOT
+    elif source != "folder":
+        raise DatasetError(f"unknown source {source!r}; choose one of 'auto', {', '.join(map(repr, SOURCES))}")
+    images, labels, classes = load_image_folder(root, split, image_size=32, cache=cache)
+    if tuple(classes) != CLASSES:
+        missing = sorted(set(CLASSES) - set(classes))
+        extra = sorted(set(classes) - set(CLASSES))
+        raise DatasetError(
+            f"{root}: the class folders of {split}/ are not CIFAR-10's ten classes "
+            f"(missing: {missing or 'none'}, unexpected: {extra or 'none'}). Rename or remove "
+            f"folders so that {split}/ holds exactly {', '.join(CLASSES)}; for a dataset of your own "
+            "classes use cgan_course.data.load_image_folder instead.")
+    return images, labels
+
+
+def _resolve_auto(root: Path, split: str, download: bool) -> tuple[str, Path]:
+    """Pick the first source that is present, or explain everything that was tried."""
+    tried = []
+    if (root / "cifar-10-batches-py").is_dir() or download:
+        return "torchvision", root
+    tried.append(f"official batches: {root / 'cifar-10-batches-py'} (not found)")
+    candidates = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else []
+    candidates += [root] if root.exists() else []
+    for candidate in candidates:
+        try:
+            _find_split_root(candidate, split)
+            return "folder", candidate
+        except DatasetError as err:
+            tried.append(f"class folders: {err}")
+    if not os.environ.get(ENV_VAR):
+        tried.append(f"class folders: ${ENV_VAR} is not set")
+    if (SAMPLE_ROOT / split).is_dir():
+        return "sample", SAMPLE_ROOT
+    tried.append(f"committed sample: {SAMPLE_ROOT / split} (not found)")
+    raise DatasetError(
+        "no CIFAR-10 found. Tried:\n  - " + "\n  - ".join(tried) + "\nFix: online, run "
+        "`python -m cgan_course.data download --root data`; offline, point "
+        f"${ENV_VAR} at a class-folder tree or .tar.gz (e.g. ../shared/data/cifar10-jpg.tar.gz).")
+
+
+def _load_torchvision(root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    batches = root / "cifar-10-batches-py"
+    if download and not batches.is_dir():
+        import torchvision  # imported lazily: only this source needs it
+
+        try:
+            torchvision.datasets.CIFAR10(str(root), train=train, download=True)
+        except Exception as err:  # URLError, socket errors, checksum errors...
+            raise DatasetError(
+                f"could not download CIFAR-10 into {root} ({type(err).__name__}: {err}). "
+                f"Offline, point ${ENV_VAR} at a class-folder tree or .tar.gz and use "
+                "source='folder' (e.g. ../shared/data/cifar10-jpg.tar.gz).") from None
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    images, labels = [], []
+    for name in names:
+        path = batches / name
+        if not path.is_file():
+            raise DatasetError(f"{path} is missing: the official CIFAR-10 folder is incomplete. "
+                               "Delete it and download again (download=True).")
+        with open(path, "rb") as f:
+            # The official batches are pickles of plain arrays and lists; torchvision reads them
+            # the same way. Only use this source on files you downloaded from the official site.
+            entry = pickle.load(f, encoding="latin1")
+        images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64))
+    return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+
+
+def load_image_folder(root: str | os.PathLike, split: str = "train", image_size: int = 32,
+                      cache: bool = True) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Load ``<root>/<split>/<class>/*`` (a folder or a ``.tar.gz`` of one) as uint8 tensors.
+
+    Returns ``(images [N, 3, S, S], labels [N], classes)`` with classes in sorted folder order.
+    Every image must already be ``image_size`` x ``image_size``. Decoded arrays are cached as
+    ``.npz`` next to the data (or under ``$CGAN_COURSE_CACHE`` when that folder is read-only),
+    so the second load of the full CIFAR-10 takes well under a second.
+    """
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"{root} does not exist. Point it at a folder holding {split}/<class>/ "
+                           "image folders, or at a .tar.gz of such a tree.")
+    cache_file = _cache_path(root, split, image_size) if cache else None
+    if cache_file is not None and cache_file.is_file():
+        with np.load(cache_file, allow_pickle=False) as z:
+            return torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]), list(z["classes"])
+    if root.is_file():
+        images, labels, classes = _decode_tarball(root, split, image_size)
+    else:
+        images, labels, classes = _decode_folder(_find_split_root(root, split), split, image_size)
+    if cache_file is not None:
+        _save_cache(cache_file, images, labels, classes)
+    return torch.from_numpy(images), torch.from_numpy(labels), classes
+
+
+def _find_split_root(root: Path, split: str) -> Path:
+    """Return the folder that holds ``<split>/``: root itself or its single top-level folder."""
+    if root.is_file():
+        if not root.name.endswith((".tar.gz", ".tgz", ".tar")):
+            raise DatasetError(f"{root} is a file but not a .tar.gz/.tar archive of class folders.")
+        return root
+    if (root / split).is_dir():
+        return root
+    subdirs = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    if len(subdirs) == 1 and (subdirs[0] / split).is_dir():
+        return subdirs[0]  # e.g. an extracted cifar10-jpg/ inside the given folder
+    raise DatasetError(f"{root} has no {split}/ folder (expected {root}/{split}/<class>/*.jpg|png).")
+
+
+def _decode(data: bytes | Path, name: str, image_size: int) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+            im = im.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise DatasetError(f"{name}: cannot read this image ({err}). Delete or replace the file.") from None
+    if im.size != (image_size, image_size):
+        raise DatasetError(f"{name}: image is {im.size[0]}x{im.size[1]}, expected "
+                           f"{image_size}x{image_size}. Resize your dataset first (or pass image_size).")
+    return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+
+
+def _check_classes(found: list[str], where: str) -> list[str]:
+    if not found:
+        raise DatasetError(f"{where} holds no class folders with images (expected {where}/<class>/*.jpg|png).")
+    return sorted(found)
+
+
+def _decode_folder(split_root: Path, split: str, image_size: int):
+    base = split_root / split
+    classes = _check_classes([p.name for p in base.iterdir() if p.is_dir()], str(base))
+    images, labels = [], []
+    for label, cls in enumerate(_progress(classes, f"decoding {base}")):
+        files = sorted(p for p in (base / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DatasetError(f"{base / cls} holds no .png/.jpg images.")
+        images += [_decode(p, str(p), image_size) for p in files]
+        labels += [label] * len(files)
+    return np.stack(images), np.asarray(labels, dtype=np.int64), classes
+
+
+def _decode_tarball(path: Path, split: str, image_size: int):
+    per_class: dict[str, list[np.ndarray]] = {}
+    try:
+        with tarfile.open(path) as tar:
+            for member in tar:
+                parts = Path(member.name).parts
+                if not member.isfile() or Path(member.name).suffix.lower() not in IMAGE_SUFFIXES:
+                    continue
+                # accept <split>/<class>/f and <top>/<split>/<class>/f
+                if len(parts) >= 3 and parts[-3] == split:
+                    data = tar.extractfile(member).read()
+                    per_class.setdefault(parts[-2], []).append(
+                        (member.name, _decode(data, f"{path}:{member.name}", image_size)))
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise DatasetError(f"{path}: cannot read the archive ({err}). Check the download "
+                           "(sha256) or extract it and point at the folder.") from None
+    classes = _check_classes(list(per_class), f"{path}:{split}/")
+    images, labels = [], []
+    for label, cls in enumerate(classes):
+        for _, arr in sorted(per_class[cls], key=lambda t: t[0]):  # file order, as for folders
+            images.append(arr)
+            labels.append(label)
+    return np.stack(images), np.asarray(labels, dtype=np.int64), classes
+
+
+def _cache_path(root: Path, split: str, image_size: int) -> Path:
+    """``<data>/.cgan_cache/...npz`` beside the data, keyed by path, size and mtime."""
+    stat = root.stat()
+    key = hashlib.sha1(f"{root.resolve()}|{stat.st_mtime_ns}|{stat.st_size}".encode()).hexdigest()[:12]
+    name = f"{root.name.split('.')[0]}-{split}-{image_size}px-{key}.npz"
+    beside = (root.parent if root.is_file() else root) / ".cgan_cache"
+    # mode bits, not os.access: root may write anywhere, but a folder marked read-only (a shared
+    # data mount) should stay untouched
+    if not os.environ.get(CACHE_ENV_VAR) and beside.parent.stat().st_mode & 0o222 and os.access(beside.parent, os.W_OK):
+        return beside / name
+    return Path(os.environ.get(CACHE_ENV_VAR, Path.home() / ".cache" / "cgan_course")) / name
+
+
+def _save_cache(path: Path, images: np.ndarray, labels: np.ndarray, classes: list[str]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:  # uncompressed: loading 180 MB is then a plain read
+            np.savez(f, images=images, labels=labels, classes=np.asarray(classes))
+        os.replace(tmp, path)  # atomic: a killed run never leaves a half-written cache
+    except OSError:
+        pass  # a cache is an optimisation; a read-only disk must not break loading
+
+
+def _check_labels(images: torch.Tensor, labels: torch.Tensor, num_classes: int, where: str) -> None:
+    if images.shape[0] != labels.shape[0]:
+        raise DatasetError(f"{where}: {images.shape[0]} images but {labels.shape[0]} labels.")
+    if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DatasetError(f"{where}: labels range over [{int(labels.min())}, {int(labels.max())}], "
+                           f"expected [0, {num_classes - 1}]. The files are corrupt or not CIFAR-10.")
+
+
+def _progress(items, desc: str):
+    try:
+        from tqdm.auto import tqdm
+
+        return tqdm(items, desc=desc, leave=False)
+    except ImportError:
+        return items
+
+
+# ----------------------------------------------------------------------------------------------
+# Preprocessing
+
+
+def to_unit_range(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], the range of a tanh generator."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def from_unit_range(x: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255] (clamped, rounded)."""
+    return x.add(1.0).mul(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images [N, 3, H, W], in [0, 1] units, computed in float64."""
+    x = images.to(torch.float64).div_(255.0)
+    return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
+
+
+def standardize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, 3, H, W] -> float, each channel with zero mean and unit std (classifier input)."""
+    x = images.float().div_(255.0)
+    return (x - mean.to(x).view(1, -1, 1, 1)) / std.to(x).view(1, -1, 1, 1)
+
+
+def random_hflip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Flip each image of [N, C, H, W] left-right with probability 1/2 (safe for CIFAR GANs:
+    a mirrored car is still a car, so the generator learns nothing it should not)."""
+    flip = torch.rand(x.shape[0], generator=generator, device="cpu").to(x.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+
+
+class DeviceBatches:
+    """Shuffled mini-batches of a uint8 dataset kept on ``device``; scaling and flips done there.
+
+    This is the course's training input pipeline: one host-to-device copy of the dataset (180 MB
+    for CIFAR-10), then each batch is an index, a cast and a flip, with no worker processes.
+    Iterating yields ``(x [B, 3, H, W] float in [-1, 1], y [B] int64)`` forever; the order is a
+    function of ``seed`` and the epoch, and ``state_dict`` allows exact resumption.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                 device: torch.device | str = "cpu", hflip: bool = True, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError(f"images must be uint8 [N, C, H, W], got {images.dtype} {list(images.shape)}")
+        if batch_size > images.shape[0] // world_size:
+            raise ValueError(f"batch_size {batch_size} is larger than the {images.shape[0] // world_size} "
+                             "images per process; lower batch_size.")
+        self.device = torch.device(device)
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device)
+        self.batch_size, self.hflip, self.seed = batch_size, hflip, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.position = 0, 0
+        self._order = self._epoch_order()
+
+    def _epoch_order(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.images.shape[0], generator=g)
+        return order[self.rank::self.world_size]  # each DDP rank gets a disjoint shard
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.position + self.batch_size > len(self._order):  # drop the ragged tail
+            self.epoch, self.position = self.epoch + 1, 0
+            self._order = self._epoch_order()
+        idx = self._order[self.position:self.position + self.batch_size].to(self.device)
+        self.position += self.batch_size
+        g = torch.Generator().manual_seed(self.seed * 7919 + self.epoch * 1_000_003 + self.position)
+        x = to_unit_range(self.images[idx])
+        if self.hflip:
+            x = random_hflip(x, g)
+        return x, self.labels[idx]
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return len(self._order) // self.batch_size
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.seed, self.epoch, self.position = state["seed"], state["epoch"], state["position"]
+        self._order = self._epoch_order()
+
+
+class CIFAR10Tensors(torch.utils.data.Dataset):
+    """A plain map-style Dataset over the uint8 tensors, for people who want a DataLoader.
+
+    Items are ``(x [3, H, W] float in [-1, 1], y int)``; pass ``transform`` for anything else.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, transform=None):
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, i: int):
+        x = self.images[i]
+        x = self.transform(x) if self.transform is not None else to_unit_range(x)
+        return x, int(self.labels[i])
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line: python -m cgan_course.data {download,prepare,info}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m cgan_course.data",
+        description="Get CIFAR-10 ready: download the official set (online) or decode a class-folder "
+                    "tree / .tar.gz into the cache (offline).")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("download", help="download the official CIFAR-10 with torchvision (needs internet)")
+    p.add_argument("--root", default="data", help="folder for cifar-10-batches-py (default: data)")
+    p = sub.add_parser("prepare", help="decode a class-folder tree or .tar.gz once and cache it")
+    p.add_argument("path", help="e.g. ../shared/data/cifar10-jpg.tar.gz")
+    p = sub.add_parser("info", help="show which source 'auto' picks and the split sizes")
+    p.add_argument("--root", default="data")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "download":
+            for train in (True, False):
+                images, _ = load_cifar10(args.root, train=train, source="torchvision", download=True)
+                print(f"{'train' if train else 'test'}: {images.shape[0]} images in {args.root}")
+        elif args.command == "prepare":
+            for split in ("train", "test"):
+                images, labels, classes = load_image_folder(args.path, split)
+                print(f"{split}: {images.shape[0]} images, {len(classes)} classes, cached "
+                      f"({_cache_path(Path(args.path), split, 32)})")
+            print(f"Use it: export {ENV_VAR}={Path(args.path).resolve()}")
+        else:
+            for train in (True, False):
+                images, labels = load_cifar10(args.root, train=train)
+                print(f"{'train' if train else 'test'}: {list(images.shape)} "
+                      f"per class {torch.bincount(labels, minlength=10).tolist()}")
+    except DatasetError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,346 @@
+"""Conditional generators and discriminators: the classic CGAN and the projection cGAN.
+
+Every generator is called ``G(z, y)`` with ``z [B, z_dim]`` and ``y [B]`` (int64 class indices)
+and returns images ``[B, 3, S, S]`` in [-1, 1]. Every discriminator is called ``D(x, y)`` and
+returns one logit per image, ``[B]``. ``num_classes=0`` builds the unconditional version of the
+same network (then ``y`` may be ``None``), so the course can compare like with like.
+
+Two families:
+
+1. ``arch="classic"``: Mirza & Osindero's CGAN on a DCGAN backbone, as most tutorials do it.
+   G concatenates a label embedding to ``z``; D sees the label as ``num_classes`` one-hot input
+   channels stacked on the image. Trained with the non-saturating BCE loss.
+2. ``arch="projection"``: G with class-conditional BatchNorm (the label sets each BN's scale and
+   shift), D with spectral normalisation and a projection head (Miyato & Koyama, 2018):
+   ``D(x, y) = w^T phi(x) + embed(y)^T phi(x)``. Trained with the hinge loss. ``backbone="dcgan"``
+   is a plain CNN that trains on a laptop CPU; ``backbone="resnet"`` is the SNGAN ResNet for GPUs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+@dataclass
+class ModelConfig:
+    arch: str = "projection"  # "classic" (concat + BCE) or "projection" (CBN + SN + projection, hinge)
+    backbone: str = "dcgan"  # "dcgan" (CPU-friendly CNN) or "resnet" (SNGAN ResNet; projection only)
+    image_size: int = 32  # 32, 64 or 128 pixels
+    num_classes: int = 10  # 0 builds the unconditional model
+    z_dim: int = 128  # latent size
+    g_width: int = 64  # generator base channel count (the widest layer has 4-8x this)
+    d_width: int = 64  # discriminator base channel count
+    embed_dim: int = 50  # classic CGAN: size of the label embedding concatenated to z
+
+    def __post_init__(self):
+        if self.arch not in ("classic", "projection"):
+            raise ValueError(f"arch must be 'classic' or 'projection', got {self.arch!r}")
+        if self.backbone not in ("dcgan", "resnet"):
+            raise ValueError(f"backbone must be 'dcgan' or 'resnet', got {self.backbone!r}")
+        if self.arch == "classic" and self.backbone != "dcgan":
+            raise ValueError("the classic CGAN exists only with backbone='dcgan'")
+        if self.image_size not in (32, 64, 128):
+            raise ValueError(f"image_size must be 32, 64 or 128, got {self.image_size}")
+        if self.num_classes < 0 or self.z_dim < 1 or self.g_width < 1 or self.d_width < 1:
+            raise ValueError(f"num_classes must be >= 0 and z_dim, g_width, d_width >= 1; got {self}")
+
+
+def _num_upsamplings(image_size: int) -> int:
+    return int(math.log2(image_size // 4))  # 4x4 seed -> image_size: 3, 4 or 5 doublings
+
+
+def check_inputs(z: torch.Tensor, y: torch.Tensor | None, z_dim: int, num_classes: int) -> None:
+    """Shape and range checks at the generator's entry, with messages that say what was passed."""
+    if z.ndim != 2 or z.shape[1] != z_dim:
+        raise ValueError(f"z must be [B, {z_dim}], got {list(z.shape)}")
+    if num_classes == 0:
+        return
+    if y is None or y.ndim != 1 or y.shape[0] != z.shape[0]:
+        raise ValueError(f"y must be [B]=[{z.shape[0]}] class indices, got "
+                         f"{None if y is None else list(y.shape)}")
+    if y.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"y must hold integer class indices, got dtype {y.dtype}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"y must lie in [0, {num_classes - 1}], got [{int(y.min())}, {int(y.max())}]")
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN initialisation (Radford et al.): conv weights N(0, 0.02), BN scale N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d) and m.affine:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+# ----------------------------------------------------------------------------------------------
+# Classic CGAN: label concatenated to z (G) and to the image as channels (D)
+
+
+class ClassicGenerator(nn.Module):
+    """DCGAN generator; the label embedding is concatenated to z.
+
+    (B, z_dim + embed_dim) -> (B, 8w, 4, 4) -> ... -> (B, w, S/2, S/2) -> (B, 3, S, S)
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.z_dim, self.num_classes, self.image_size = cfg.z_dim, cfg.num_classes, cfg.image_size
+        self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim) if cfg.num_classes else None
+        in_dim = cfg.z_dim + (cfg.embed_dim if cfg.num_classes else 0)
+        n_up = _num_upsamplings(cfg.image_size)
+        ch = cfg.g_width * 2 ** (n_up - 1)  # 32px: 4w at 4x4, then 2w, w
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(in_dim, ch, 4, 1, 0, bias=False),  # (B, in, 1, 1) -> (B, ch, 4, 4)
+            nn.BatchNorm2d(ch), nn.ReLU(True)]
+        for _ in range(n_up - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),  # (B, ch, s, s) -> (B, ch/2, 2s, 2s)
+                       nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, 3, 4, 2, 1), nn.Tanh()]  # (B, w, S/2, S/2) -> (B, 3, S, S)
+        self.net = nn.Sequential(*layers)
+        dcgan_init(self)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_inputs(z, y, self.z_dim, self.num_classes)
+        h = torch.cat([z, self.embed(y)], dim=1) if self.embed is not None else z  # (B, z_dim + e)
+        return self.net(h[:, :, None, None])  # (B, in, 1, 1) -> (B, 3, S, S)
+
+
+class ClassicDiscriminator(nn.Module):
+    """DCGAN discriminator; the label enters as ``num_classes`` one-hot channels beside RGB.
+
+    (B, 3 + K, S, S) -> (B, w, S/2, S/2) -> ... -> (B, 8w, 4, 4) -> (B,) logits
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.num_classes = cfg.num_classes
+        n_down = _num_upsamplings(cfg.image_size)
+        ch = cfg.d_width
+        layers: list[nn.Module] = [nn.Conv2d(3 + cfg.num_classes, ch, 4, 2, 1),  # no BN on the input layer
+                                   nn.LeakyReLU(0.2, True)]
+        for _ in range(n_down - 1):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),  # (B, ch, s, s) -> (B, 2ch, s/2, s/2)
+                       nn.BatchNorm2d(ch * 2), nn.LeakyReLU(0.2, True)]
+            ch *= 2
+        layers += [nn.Conv2d(ch, 1, 4, 1, 0)]  # (B, ch, 4, 4) -> (B, 1, 1, 1)
+        self.net = nn.Sequential(*layers)
+        dcgan_init(self)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.num_classes:
+            # (B,) -> (B, K, S, S): the label is visible at every pixel of the first layer
+            onehot = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
+            x = torch.cat([x, onehot.expand(-1, -1, x.shape[2], x.shape[3])], dim=1)
+        return self.net(x).flatten()  # (B, 1, 1, 1) -> (B,)
+
+
+# ----------------------------------------------------------------------------------------------
+# Projection cGAN building blocks
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """BatchNorm whose scale and shift are looked up from the class: gamma_y * x_hat + beta_y.
+
+    With ``num_classes=0`` it is an ordinary affine BatchNorm.
+    """
+
+    def __init__(self, channels: int, num_classes: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.bn = nn.BatchNorm2d(channels, affine=num_classes == 0)
+        if num_classes:
+            self.gamma = nn.Embedding(num_classes, channels)
+            self.beta = nn.Embedding(num_classes, channels)
+            nn.init.ones_(self.gamma.weight)  # start as plain BN; classes diverge as training goes
+            nn.init.zeros_(self.beta.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        h = self.bn(x)
+        if self.num_classes:
+            h = self.gamma(y)[:, :, None, None] * h + self.beta(y)[:, :, None, None]
+        return h
+
+
+class ProjectionHead(nn.Module):
+    """``logit = w^T phi + embed(y)^T phi``: the class enters D as an inner product, not an input."""
+
+    def __init__(self, features: int, num_classes: int):
+        super().__init__()
+        self.linear = spectral_norm(nn.Linear(features, 1))
+        self.embed = spectral_norm(nn.Embedding(num_classes, features)) if num_classes else None
+
+    def forward(self, phi: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        out = self.linear(phi).flatten()  # (B, F) -> (B,)
+        if self.embed is not None:
+            out = out + (self.embed(y) * phi).sum(dim=1)  # (B, F) . (B, F) -> (B,)
+        return out
+
+
+class _CBNSequential(nn.Module):
+    """Runs conditional BN blocks in order, passing ``y`` to each."""
+
+    def __init__(self, *blocks: nn.Module):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        for block in self.blocks:
+            h = block(h, y)
+        return h
+
+
+class DCGANUpBlock(nn.Module):
+    """CBN -> ReLU -> 4x4 stride-2 transposed conv: (B, c_in, s, s) -> (B, c_out, 2s, 2s).
+
+    SNGAN's "standard CNN" generator; a transposed conv costs 4 taps per output pixel where
+    upsample + 3x3 conv costs 9, which matters on a CPU."""
+
+    def __init__(self, c_in: int, c_out: int, num_classes: int):
+        super().__init__()
+        self.bn = ConditionalBatchNorm2d(c_in, num_classes)
+        self.conv = nn.ConvTranspose2d(c_in, c_out, 4, 2, 1)
+
+    def forward(self, h: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.conv(F.relu(self.bn(h, y)))
+
+
+class ResGBlock(nn.Module):
+    """SNGAN/BigGAN generator block, (B, c_in, s, s) -> (B, c_out, 2s, 2s), with CBN."""
+
+    def __init__(self, c_in: int, c_out: int, num_classes: int):
+        super().__init__()
+        self.bn1 = ConditionalBatchNorm2d(c_in, num_classes)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, 1, 1)
+        self.bn2 = ConditionalBatchNorm2d(c_out, num_classes)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1)
+        self.skip = nn.Conv2d(c_in, c_out, 1)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        h = F.interpolate(F.relu(self.bn1(x, y)), scale_factor=2.0)
+        h = self.conv2(F.relu(self.bn2(self.conv1(h), y)))
+        return h + self.skip(F.interpolate(x, scale_factor=2.0))
+
+
+class ResDBlock(nn.Module):
+    """SNGAN discriminator block; ``first`` skips the leading ReLU (it would clip the image)."""
+
+    def __init__(self, c_in: int, c_out: int, downsample: bool, first: bool = False):
+        super().__init__()
+        self.first, self.downsample = first, downsample
+        self.conv1 = spectral_norm(nn.Conv2d(c_in, c_out, 3, 1, 1))
+        self.conv2 = spectral_norm(nn.Conv2d(c_out, c_out, 3, 1, 1))
+        self.skip = spectral_norm(nn.Conv2d(c_in, c_out, 1)) if (c_in != c_out or downsample) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x if self.first else F.relu(x)
+        h = self.conv2(F.relu(self.conv1(h)))
+        s = x
+        if self.first:  # SNGAN's "optimized" first block: pool, then 1x1 conv
+            s = self.skip(F.avg_pool2d(s, 2)) if self.downsample else self.skip(s)
+        elif self.skip is not None:
+            s = self.skip(s)
+            s = F.avg_pool2d(s, 2) if self.downsample else s
+        if self.downsample:
+            h = F.avg_pool2d(h, 2)  # (B, c, s, s) -> (B, c, s/2, s/2)
+        return h + s
+
+
+# ----------------------------------------------------------------------------------------------
+# Projection cGAN: generators and discriminators
+
+
+class ProjectionGenerator(nn.Module):
+    """Generator with class-conditional BatchNorm (DCGAN or ResNet body).
+
+    z (B, z_dim) -> linear -> (B, c0, 4, 4) -> [up block] x log2(S/4) -> BN, ReLU, conv -> tanh
+    (B, 3, S, S). For S=32 and width w: dcgan 8w -> 4w -> 2w -> w channels; resnet 4w throughout.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.z_dim, self.num_classes, self.image_size = cfg.z_dim, cfg.num_classes, cfg.image_size
+        n_up = _num_upsamplings(cfg.image_size)
+        if cfg.backbone == "dcgan":
+            # SNGAN's CNN: 8w channels at 4x4, halved at every doubling, w at full size
+            chans = [cfg.g_width * min(2 ** (n_up - i), 8) for i in range(n_up + 1)]
+            block = DCGANUpBlock
+        else:
+            chans = [cfg.g_width * 4] * (n_up + 1)  # SNGAN CIFAR ResNet: constant width
+            block = ResGBlock
+        self.seed_channels = chans[0]
+        self.linear = nn.Linear(cfg.z_dim, 4 * 4 * chans[0])
+        self.blocks = _CBNSequential(*[block(chans[i], chans[i + 1], cfg.num_classes) for i in range(n_up)])
+        self.bn_out = nn.BatchNorm2d(chans[-1])
+        self.conv_out = nn.Conv2d(chans[-1], 3, 3, 1, 1)
+        for m in self.modules():  # Xavier, as SNGAN/BigGAN; keeps the tanh out of saturation at start
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_inputs(z, y, self.z_dim, self.num_classes)
+        h = self.linear(z).view(z.shape[0], self.seed_channels, 4, 4)  # (B, z_dim) -> (B, c0, 4, 4)
+        h = self.blocks(h, y)  # (B, c0, 4, 4) -> (B, c_last, S, S)
+        return torch.tanh(self.conv_out(F.relu(self.bn_out(h))))  # -> (B, 3, S, S)
+
+
+class ProjectionDiscriminator(nn.Module):
+    """Spectrally normalised discriminator with a projection head (DCGAN or ResNet body).
+
+    dcgan (SNGAN's "standard CNN"): per stage a 3x3 conv then a 4x4 stride-2 conv, LeakyReLU 0.1,
+    (B, 3, S, S) -> (B, 8w, 4, 4) -> 3x3 conv -> sum over pixels -> (B, 8w) -> projection (B,).
+    resnet: ResBlocks with average-pool downsampling to 4x4 (32px: 8x8 then two non-down blocks
+    as in SNGAN), ReLU, sum over pixels, projection.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.num_classes, self.backbone = cfg.num_classes, cfg.backbone
+        n_down = _num_upsamplings(cfg.image_size)
+        w = cfg.d_width
+        if cfg.backbone == "dcgan":
+            layers: list[nn.Module] = []
+            c_in = 3
+            for i in range(n_down):
+                c = w * 2 ** min(i, 3)
+                layers += [spectral_norm(nn.Conv2d(c_in, c, 3, 1, 1)), nn.LeakyReLU(0.1, True),
+                           spectral_norm(nn.Conv2d(c, c * 2 if i == n_down - 1 else c, 4, 2, 1)),  # (s) -> (s/2)
+                           nn.LeakyReLU(0.1, True)]
+                c_in = c * 2 if i == n_down - 1 else c
+            layers += [spectral_norm(nn.Conv2d(c_in, c_in, 3, 1, 1)), nn.LeakyReLU(0.1, True)]
+            self.body = nn.Sequential(*layers)
+            features = c_in
+        else:
+            c = w * 2  # SNGAN CIFAR: 128 channels for w=64
+            blocks = [ResDBlock(3, c, downsample=True, first=True)]
+            blocks += [ResDBlock(c, c, downsample=True) for _ in range(n_down - 2)]
+            blocks += [ResDBlock(c, c, downsample=False), ResDBlock(c, c, downsample=False)]
+            self.body = nn.Sequential(*blocks, nn.ReLU())
+            features = c
+        self.head = ProjectionHead(features, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        phi = self.body(x).sum(dim=(2, 3))  # (B, F, s, s) -> (B, F): sum pooling as in SNGAN
+        return self.head(phi, y)  # (B,)
+
+
+def build_generator(cfg: ModelConfig) -> nn.Module:
+    return ClassicGenerator(cfg) if cfg.arch == "classic" else ProjectionGenerator(cfg)
+
+
+def build_discriminator(cfg: ModelConfig) -> nn.Module:
+    return ClassicDiscriminator(cfg) if cfg.arch == "classic" else ProjectionDiscriminator(cfg)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

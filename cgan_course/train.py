@@ -1,0 +1,545 @@
+"""Training a conditional GAN: config, loop, EMA, checkpoints, command line, multi-GPU.
+
+    python -m cgan_course.train --help
+    python -m cgan_course.train --steps 2000 --out runs/demo             # CPU, GPU or MPS
+    python -m cgan_course.train --resume --out runs/demo                 # continue exactly
+    torchrun --nproc_per_node=4 -m cgan_course.train --out runs/ddp      # DistributedDataParallel
+
+The same ``train(cfg)`` runs in notebooks, in the CLI and in the tests. One step is ``d_steps``
+discriminator updates on (real, fake) batches, then one generator update, then the EMA update.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import dataclasses
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from .data import DatasetError, DeviceBatches, load_cifar10
+from .diffaugment import diff_augment
+from .losses import LOSSES
+from .models import ModelConfig, build_discriminator, build_generator
+from .sampling import sample_grid, save_image_grid
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    # data
+    data_source: str = "auto"  # auto | torchvision | folder | sample (see cgan_course.data)
+    data_root: str | None = None  # folder or .tar.gz; None: the repository's data/ (or $CGAN_COURSE_CIFAR10)
+    hflip: bool = True  # random horizontal flips of the real images
+    # optimisation
+    steps: int = 2000  # generator updates
+    batch_size: int = 64
+    d_steps: int = 1  # discriminator updates per generator update
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.0  # 0.0 for hinge/SN models (SNGAN, BigGAN), 0.5 for DCGAN
+    beta2: float = 0.999
+    loss: str = "auto"  # bce | hinge; auto: bce for classic, hinge for projection
+    ema_decay: float = 0.999  # EMA of G's weights, used for sampling; 0 turns it off
+    ema_start: int = 0  # step at which averaging starts (before: the EMA copies G)
+    diffaug: str = ""  # DiffAugment ops, e.g. "color,translation,cutout"; "" = off
+    # run
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA if supported, else fp16; fp32 elsewhere)
+    channels_last: str = "auto"  # auto | on | off (auto: on for CUDA)
+    compile: bool = False  # torch.compile G and D (CUDA; slow to start)
+    threads: int = 0  # CPU threads for torch; 0 = all cores
+    max_minutes: float = 0.0  # stop (and checkpoint) after this wall time; 0 = no limit
+    out: str = "runs/cgan"  # run folder: checkpoint.pt, log.csv, samples/
+    log_every: int = 50
+    sample_every: int = 500
+    ckpt_every: int = 500
+    progress: bool = True  # tqdm progress bar
+    resume: bool = False  # continue from <out>/checkpoint.pt
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = ModelConfig(**self.model)
+        if self.loss == "auto":
+            self.loss = "bce" if self.model.arch == "classic" else "hinge"
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if self.channels_last not in ("auto", "on", "off"):
+            raise ValueError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
+        for name in ("steps", "batch_size", "d_steps", "log_every", "sample_every", "ckpt_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        diff_augment(torch.zeros(1, 3, 8, 8), self.diffaug)  # fails early on an unknown op
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------
+# Devices and precision
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple's MPS, then the CPU."""
+    if name != "auto":
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"device {name!r} asked for, but MPS is not available here; use --device cpu")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` on ``device``; None means full fp32."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None  # CPU autocast (bf16) is slower than fp32 on most CPUs without AMX
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+# ----------------------------------------------------------------------------------------------
+# EMA
+
+
+class EMA:
+    """Exponential moving average of a model's weights: theta_ema <- d theta_ema + (1 - d) theta.
+
+    Sampling from the average rather than the last iterate smooths out the oscillation of the
+    GAN game; it is one of the cheapest quality gains there is. Buffers (BN statistics) are copied.
+    """
+
+    def __init__(self, model: nn.Module, decay: float, start: int = 0):
+        self.decay, self.start = decay, start
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        # warm-up: early on average over ~step updates only, so the start point is forgotten
+        d = 0.0 if step < self.start else min(self.decay, (1 + step - self.start) / (10 + step - self.start))
+        for p_ema, p in zip(self.model.parameters(), model.parameters()):
+            p_ema.lerp_(p.detach(), 1.0 - d)
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used here; the message says why and what to do."""
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write atomically: to a temporary file in the same folder, then rename over the old one.
+    A crash or Ctrl-C mid-write leaves the previous checkpoint intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint safely: ``weights_only=True`` unpickles tensors and plain containers only."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}. Train first, or check the --out folder.")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated file, not a torch file, or objects that need pickle
+        raise CheckpointError(f"{path} is not a readable course checkpoint ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0][:200]}). Delete it or retrain.") from None
+
+
+def check_model_config(saved: dict, wanted: ModelConfig, path: str | Path) -> None:
+    """Refuse a checkpoint whose architecture differs from the requested one, naming the fields."""
+    wanted_d = dataclasses.asdict(wanted)
+    diff = {k: (saved.get(k), v) for k, v in wanted_d.items() if saved.get(k) != v}
+    if diff:
+        desc = ", ".join(f"{k}: checkpoint {a!r} vs requested {b!r}" for k, (a, b) in diff.items())
+        raise CheckpointError(f"{path} was trained with a different model ({desc}). Use the checkpoint's "
+                              "own settings, or a different --out folder for a new run.")
+
+
+def load_state_strict(module: nn.Module, state: dict, what: str, path: str | Path) -> None:
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: the {what} weights do not fit this model "
+                              f"({str(err).splitlines()[0]}...). Was it saved by another version?") from None
+
+
+def _rng_state(device: torch.device) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    elif device.type == "mps":
+        state["mps"] = torch.mps.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict, device: torch.device) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+    elif device.type == "mps" and "mps" in state:
+        torch.mps.set_rng_state(state["mps"])
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised when a loss becomes NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    G: nn.Module  # the raw generator (unwrapped from DDP/compile)
+    G_ema: nn.Module  # the EMA generator, in eval mode; sample from this one
+    D: nn.Module
+    step: int
+    history: list[dict]  # one row per log interval (also in <out>/log.csv)
+    out: Path
+    interrupted: bool = False
+
+
+def _distributed_setup() -> tuple[int, int, int]:
+    """rank, world size, local rank; initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _unwrap(m: nn.Module) -> nn.Module:
+    m = getattr(m, "_orig_mod", m)  # torch.compile
+    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
+
+
+def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = None) -> TrainResult:
+    """Train a conditional GAN as ``cfg`` says. ``data`` = (uint8 images, labels) skips loading.
+
+    Writes ``<out>/checkpoint.pt`` every ``ckpt_every`` steps and at the end (also on Ctrl-C),
+    ``<out>/log.csv`` and ``<out>/samples/step_XXXXXX.png``.
+    """
+    rank, world, local_rank = _distributed_setup()
+    device = pick_device(cfg.device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if device.type == "cpu" and cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    ckpt_path = out / "checkpoint.pt"
+    is_main = rank == 0
+
+    amp_dtype = autocast_dtype(cfg.precision, device)
+    channels_last = cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    if data is None:
+        data = load_cifar10(cfg.data_root, train=True, source=cfg.data_source)
+    images, labels = data
+    num_classes = cfg.model.num_classes
+    if num_classes and int(labels.max()) >= num_classes:
+        raise DatasetError(f"the data has labels up to {int(labels.max())} but the model has "
+                           f"num_classes={num_classes}; set --num-classes {int(labels.max()) + 1}")
+    if images.shape[-1] != cfg.model.image_size:
+        raise DatasetError(f"the data has {images.shape[-1]}px images but the model expects "
+                           f"image_size={cfg.model.image_size}; set --image-size {images.shape[-1]}")
+
+    torch.manual_seed(cfg.seed + rank)  # different noise per rank, same init (broadcast by DDP)
+    G = build_generator(cfg.model).to(device)
+    D = build_discriminator(cfg.model).to(device)
+    if channels_last:
+        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+    ema = EMA(G, cfg.ema_decay, cfg.ema_start)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+    scaler_g = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    scaler_d = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    batches = DeviceBatches(images, labels, cfg.batch_size, device, hflip=cfg.hflip, seed=cfg.seed,
+                            rank=rank, world_size=world)
+    step, history = 0, []
+
+    if cfg.resume and ckpt_path.is_file():
+        state = load_checkpoint(ckpt_path, device)
+        check_model_config(state["config"]["model"], cfg.model, ckpt_path)
+        load_state_strict(G, state["G"], "generator", ckpt_path)
+        load_state_strict(D, state["D"], "discriminator", ckpt_path)
+        load_state_strict(ema.model, state["G_ema"], "EMA generator", ckpt_path)
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        scaler_g.load_state_dict(state["scaler_g"])
+        scaler_d.load_state_dict(state["scaler_d"])
+        batches.load_state_dict(state["batches"])
+        step, history = state["step"], state["history"]
+        _set_rng_state(state["rng"][min(rank, len(state["rng"]) - 1)], device)
+        if is_main:
+            print(f"resumed from {ckpt_path} at step {step}")
+    elif cfg.resume and is_main:
+        print(f"--resume: no checkpoint at {ckpt_path}, starting from scratch")
+
+    G_raw, D_raw = G, D
+    if world > 1:
+        ddp_kw = {"device_ids": [device.index]} if device.type == "cuda" else {}
+        G = nn.parallel.DistributedDataParallel(G, **ddp_kw)
+        D = nn.parallel.DistributedDataParallel(D, **ddp_kw)
+    if cfg.compile:
+        G, D = torch.compile(G), torch.compile(D)
+
+    d_loss_fn, g_loss_fn = LOSSES[cfg.loss]
+    autocast = torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+
+    def random_labels(n: int) -> torch.Tensor | None:
+        return torch.randint(0, num_classes, (n,), device=device) if num_classes else None
+
+    def augment(x: torch.Tensor) -> torch.Tensor:
+        x = diff_augment(x, cfg.diffaug) if cfg.diffaug else x
+        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+    def checkpoint() -> None:
+        rng = [_rng_state(device)]
+        if world > 1:  # every rank's RNG, so each continues its own noise stream
+            rng_all = [None] * world
+            dist.all_gather_object(rng_all, {k: v.cpu() for k, v in rng[0].items()})
+            rng = rng_all
+        if not is_main:
+            return
+        save_checkpoint(ckpt_path, {
+            "format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "step": step,
+            "G": G_raw.state_dict(), "D": D_raw.state_dict(), "G_ema": ema.model.state_dict(),
+            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+            "scaler_g": scaler_g.state_dict(), "scaler_d": scaler_d.state_dict(),
+            "batches": batches.state_dict(), "history": history, "rng": rng,
+            "versions": {"torch": torch.__version__},
+        })
+
+    def save_samples() -> None:
+        if is_main:
+            save_image_grid(sample_grid(ema.model, per_class=10, seed=1234), out / "samples" / f"step_{step:06d}.png", nrow=10)
+
+    # Ctrl-C: finish the current step, then checkpoint and return (SIGINT handler sets a flag so
+    # the checkpoint is never written half-way through an optimiser update)
+    stop = {"flag": False}
+    previous_handler = None
+    if threading_main():
+        previous_handler = signal.signal(signal.SIGINT, lambda *_: stop.update(flag=True))
+
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"device {device}, precision {amp_dtype or torch.float32}, channels_last {channels_last}, "
+              f"world {world}, G {sum(p.numel() for p in G_raw.parameters()):,} params, "
+              f"D {sum(p.numel() for p in D_raw.parameters()):,} params")
+    bar = None
+    if is_main and cfg.progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True)
+    sums = torch.zeros(4, device=device)  # loss_d, loss_g, d_real, d_fake, summed on device (no sync per step)
+    n_sum, t_log, t_start, images_seen = 0, time.perf_counter(), time.perf_counter(), 0
+    interrupted = False
+    G.train()
+    D.train()
+    try:
+        while step < cfg.steps:
+            for _ in range(cfg.d_steps):
+                x_real, y_real = next(batches)
+                z = torch.randn(cfg.batch_size, cfg.model.z_dim, device=device)
+                y_fake = random_labels(cfg.batch_size)
+                with torch.no_grad(), autocast:
+                    x_fake = G(z, y_fake)
+                with autocast:
+                    # one D call on real and fake together: one pass, and DDP sees one forward
+                    x_both = augment(torch.cat([x_real, x_fake.to(x_real.dtype)]))
+                    y_both = torch.cat([y_real, y_fake]) if num_classes else None
+                    d_real, d_fake = D(x_both, y_both).float().chunk(2)
+                    loss_d = d_loss_fn(d_real, d_fake)
+                opt_d.zero_grad(set_to_none=True)
+                scaler_d.scale(loss_d).backward()
+                scaler_d.step(opt_d)
+                scaler_d.update()
+                images_seen += cfg.batch_size * world
+            z = torch.randn(cfg.batch_size, cfg.model.z_dim, device=device)
+            y_fake = random_labels(cfg.batch_size)
+            with autocast:
+                loss_g = g_loss_fn(D(augment(G(z, y_fake)), y_fake).float())
+            opt_g.zero_grad(set_to_none=True)
+            scaler_g.scale(loss_g).backward()
+            scaler_g.step(opt_g)
+            scaler_g.update()
+            step += 1
+            ema.update(G_raw, step)
+            sums += torch.stack([loss_d.detach(), loss_g.detach(), d_real.detach().mean(), d_fake.detach().mean()])
+            n_sum += 1
+
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                means = (sums / n_sum).tolist()
+                if not all(math.isfinite(v) for v in means):
+                    raise TrainingDiverged(
+                        f"loss became NaN/inf between steps {step - n_sum} and {step} "
+                        f"(loss_d={means[0]}, loss_g={means[1]}). The last good checkpoint "
+                        f"({ckpt_path}) is kept. Try a lower learning rate, --precision fp32, or "
+                        "the projection model with spectral norm.")
+                now = time.perf_counter()
+                row = {"step": step, "time_s": round(now - t_start, 2), "loss_d": means[0], "loss_g": means[1],
+                       "d_real": means[2], "d_fake": means[3],
+                       "images_per_s": round(n_sum * cfg.d_steps * cfg.batch_size * world / (now - t_log), 1)}
+                history.append(row)
+                if is_main:
+                    _append_csv(out / "log.csv", row)
+                if bar is not None:
+                    bar.set_postfix(loss_d=f"{means[0]:.3f}", loss_g=f"{means[1]:.3f}", img_s=row["images_per_s"])
+                sums.zero_()
+                n_sum, t_log = 0, now
+            if bar is not None:
+                bar.update(1)
+            if step % cfg.sample_every == 0:
+                save_samples()
+            out_of_time = cfg.max_minutes and time.perf_counter() - t_start > 60 * cfg.max_minutes
+            if step % cfg.ckpt_every == 0 or out_of_time:
+                checkpoint()
+            if out_of_time:
+                if is_main:
+                    print(f"\nstopping at step {step}: --max-minutes {cfg.max_minutes} reached")
+                break
+            if world > 1:  # every rank must agree to stop, or the others hang in all-reduce
+                flag = torch.tensor(float(stop["flag"]), device=device)
+                dist.all_reduce(flag)
+                stop["flag"] = bool(flag.item())
+            if stop["flag"]:
+                interrupted = True
+                checkpoint()
+                if is_main:
+                    print(f"\ninterrupted: checkpoint saved at step {step}; continue with --resume")
+                break
+        else:
+            checkpoint()
+            save_samples()
+    finally:
+        if bar is not None:
+            bar.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
+    return TrainResult(_unwrap(G), ema.model.eval(), _unwrap(D), step, history, out, interrupted)
+
+
+def threading_main() -> bool:
+    """Signal handlers can only be installed from the main thread (not in some notebook runners)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def load_generator_from_checkpoint(path: str | Path, ema: bool = True, device: str | torch.device = "cpu") -> nn.Module:
+    """The (EMA) generator of a training checkpoint, in eval mode."""
+    state = load_checkpoint(path, device)
+    if "config" not in state or "G" not in state:
+        raise CheckpointError(f"{path} is not a training checkpoint of this course (no config/G).")
+    G = build_generator(ModelConfig(**state["config"]["model"])).to(device)
+    load_state_strict(G, state["G_ema" if ema else "G"], "generator", path)
+    return G.eval()
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line
+
+
+def _add_dataclass_args(parser: argparse.ArgumentParser, cls, prefix_skip: set[str]) -> None:
+    comments = _field_comments(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in prefix_skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        help_text = f"{comments.get(f.name, '')} (default: {default})"
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            parser.add_argument(flag, type=kind, default=default, help=help_text)
+
+
+def _field_comments(cls) -> dict[str, str]:
+    """The ``# comment`` after each dataclass field, so --help documents every option."""
+    import inspect
+
+    out = {}
+    for line in inspect.getsource(cls).splitlines():
+        line = line.strip()
+        if ":" in line and "#" in line and not line.startswith(("#", "def", "class")):
+            out[line.split(":")[0].strip()] = line.split("#", 1)[1].strip()
+    return out
+
+
+def config_from_args(argv: list[str] | None = None) -> TrainConfig:
+    parser = argparse.ArgumentParser(
+        prog="python -m cgan_course.train",
+        description="Train a conditional GAN on CIFAR-10 (or your own class folders). "
+                    "Runs on CPU, CUDA or MPS; under torchrun it uses DistributedDataParallel.")
+    model = parser.add_argument_group("model")
+    _add_dataclass_args(model, ModelConfig, set())
+    _add_dataclass_args(parser, TrainConfig, {"model"})
+    args = vars(parser.parse_args(argv))
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    model_cfg = ModelConfig(**{k: v for k, v in args.items() if k in model_fields})
+    return TrainConfig(model=model_cfg, **{k: v for k, v in args.items() if k not in model_fields})
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cfg = config_from_args(argv)
+        result = train(cfg)
+    except (DatasetError, CheckpointError, TrainingDiverged, ValueError) as err:
+        raise SystemExit(f"error: {err}") from None
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"done: step {result.step}, checkpoint {result.out / 'checkpoint.pt'}")
+    if result.interrupted:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
