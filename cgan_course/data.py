@@ -55,6 +55,8 @@ def load_cifar10(root: str | os.PathLike | None = None, train: bool = True, sour
     ``source="folder"``. ``download=True`` lets torchvision fetch the official set (online only).
     """
     split = "train" if train else "test"
+    if source == "folder" and root is None and os.environ.get(ENV_VAR):
+        root = os.environ[ENV_VAR]  # documented: the variable names the class-folder tree
     root = Path(root) if root is not None else REPO_ROOT / "data"
     if source == "auto":
         source, root = _resolve_auto(Path(root), split, download)
@@ -78,22 +80,38 @@ def load_cifar10(root: str | os.PathLike | None = None, train: bool = True, sour
     return images, labels
 
 
+def resolve_source(root: str | os.PathLike | None = None, train: bool = True,
+                   download: bool = False) -> tuple[str, Path]:
+    """The ``(source, root)`` that ``load_cifar10(root, train, source="auto")`` would use."""
+    return _resolve_auto(Path(root) if root is not None else REPO_ROOT / "data",
+                         "train" if train else "test", download)
+
+
 def _resolve_auto(root: Path, split: str, download: bool) -> tuple[str, Path]:
     """Pick the first source that is present, or explain everything that was tried."""
     tried = []
     if (root / "cifar-10-batches-py").is_dir() or download:
         return "torchvision", root
     tried.append(f"official batches: {root / 'cifar-10-batches-py'} (not found)")
-    candidates = [Path(os.environ[ENV_VAR])] if os.environ.get(ENV_VAR) else []
-    candidates += [root] if root.exists() else []
-    for candidate in candidates:
+    env = os.environ.get(ENV_VAR)
+    if env:
+        # set on purpose: a typo must not silently fall back to the 1,000-image sample
+        if not Path(env).expanduser().exists():
+            raise DatasetError(f"${ENV_VAR} is set to {env}, which does not exist. Fix the path "
+                               f"(a class-folder tree or .tar.gz) or unset ${ENV_VAR}.")
         try:
-            _find_split_root(candidate, split)
-            return "folder", candidate
+            _find_split_root(Path(env).expanduser(), split)
+            return "folder", Path(env).expanduser()
+        except DatasetError as err:
+            raise DatasetError(f"${ENV_VAR} is set to {env}, but: {err} Fix the path or unset "
+                               f"${ENV_VAR}.") from None
+    tried.append(f"class folders: ${ENV_VAR} is not set")
+    if root.exists():
+        try:
+            if _find_split_root(root, split).resolve() != SAMPLE_ROOT.resolve():
+                return "folder", root  # (data/ holding only the sample is the "sample" source)
         except DatasetError as err:
             tried.append(f"class folders: {err}")
-    if not os.environ.get(ENV_VAR):
-        tried.append(f"class folders: ${ENV_VAR} is not set")
     if (SAMPLE_ROOT / split).is_dir():
         return "sample", SAMPLE_ROOT
     tried.append(f"committed sample: {SAMPLE_ROOT / split} (not found)")
@@ -165,7 +183,7 @@ def _find_split_root(root: Path, split: str) -> Path:
         return root
     if (root / split).is_dir():
         return root
-    subdirs = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    subdirs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")] if root.is_dir() else []
     if len(subdirs) == 1 and (subdirs[0] / split).is_dir():
         return subdirs[0]  # e.g. an extracted cifar10-jpg/ inside the given folder
     raise DatasetError(f"{root} has no {split}/ folder (expected {root}/{split}/<class>/*.jpg|png).")
@@ -193,10 +211,12 @@ def _check_classes(found: list[str], where: str) -> list[str]:
 
 def _decode_folder(split_root: Path, split: str, image_size: int):
     base = split_root / split
-    classes = _check_classes([p.name for p in base.iterdir() if p.is_dir()], str(base))
+    classes = _check_classes([p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")],
+                             str(base))
     images, labels = [], []
     for label, cls in enumerate(_progress(classes, f"decoding {base}")):
-        files = sorted(p for p in (base / cls).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in (base / cls).iterdir()
+                       if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
         if not files:
             raise DatasetError(f"{base / cls} holds no .png/.jpg images.")
         images += [_decode(p, str(p), image_size) for p in files]
@@ -210,7 +230,8 @@ def _decode_tarball(path: Path, split: str, image_size: int):
         with tarfile.open(path) as tar:
             for member in tar:
                 parts = Path(member.name).parts
-                if not member.isfile() or Path(member.name).suffix.lower() not in IMAGE_SUFFIXES:
+                if (not member.isfile() or Path(member.name).suffix.lower() not in IMAGE_SUFFIXES
+                        or Path(member.name).name.startswith(".")):
                     continue
                 # accept <split>/<class>/f and <top>/<split>/<class>/f
                 if len(parts) >= 3 and parts[-3] == split:
@@ -230,9 +251,16 @@ def _decode_tarball(path: Path, split: str, image_size: int):
 
 
 def _cache_path(root: Path, split: str, image_size: int) -> Path:
-    """``<data>/.cgan_cache/...npz`` beside the data, keyed by path, size and mtime."""
-    stat = root.stat()
-    key = hashlib.sha1(f"{root.resolve()}|{stat.st_mtime_ns}|{stat.st_size}".encode()).hexdigest()[:12]
+    """``<data>/.cgan_cache/...npz`` beside the data, keyed by path and mtimes: of the archive, or of
+    the split and class folders (adding, removing or renaming an image changes its folder's)."""
+    if root.is_file():
+        stat = root.stat()
+        stamp = f"{stat.st_mtime_ns}|{stat.st_size}"
+    else:
+        base = _find_split_root(root, split) / split
+        folders = [base] + sorted(p for p in base.iterdir() if p.is_dir())
+        stamp = "|".join(f"{p.name}:{p.stat().st_mtime_ns}" for p in folders)
+    key = hashlib.sha1(f"{root.resolve()}|{stamp}".encode()).hexdigest()[:12]
     name = f"{root.name.split('.')[0]}-{split}-{image_size}px-{key}.npz"
     beside = (root.parent if root.is_file() else root) / ".cgan_cache"
     # mode bits, not os.access: root may write anywhere, but a folder marked read-only (a shared

@@ -171,8 +171,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # truncated file, not a torch file, or objects that need pickle
+        lines = [ln for ln in str(err).splitlines() if ln.strip()] or [""]
+        reason = next((ln for ln in lines if "Unsupported global" in ln), lines[0])[:200]
         raise CheckpointError(f"{path} is not a readable course checkpoint ({type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:200]}). Delete it or retrain.") from None
+                              f"{reason}). Delete it or retrain.") from None
 
 
 def check_model_config(saved: dict, wanted: ModelConfig, path: str | Path) -> None:
@@ -330,6 +332,11 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
         return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
     def checkpoint() -> None:
+        # never overwrite the last good checkpoint with diverged weights
+        if not (torch.isfinite(sums).all() and torch.isfinite(loss_g.detach()) and torch.isfinite(loss_d.detach())):
+            raise TrainingDiverged(
+                f"loss became NaN/inf before step {step}; not saving. The last good checkpoint "
+                f"({ckpt_path}) is kept. Try a lower learning rate or --precision fp32.")
         rng = [_rng_state(device)]
         if world > 1:  # every rank's RNG, so each continues its own noise stream
             rng_all = [None] * world
@@ -343,7 +350,7 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             "scaler_g": scaler_g.state_dict(), "scaler_d": scaler_d.state_dict(),
             "batches": batches.state_dict(), "history": history, "rng": rng,
-            "versions": {"torch": torch.__version__},
+            "versions": {"torch": str(torch.__version__)},
         })
 
     def save_samples() -> None:
@@ -370,6 +377,7 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
     sums = torch.zeros(4, device=device)  # loss_d, loss_g, d_real, d_fake, summed on device (no sync per step)
     n_sum, t_log, t_start, images_seen = 0, time.perf_counter(), time.perf_counter(), 0
     interrupted = False
+    loss_d = loss_g = torch.zeros((), device=device)  # defined even if no step runs (resume at the end)
     G.train()
     D.train()
     try:
@@ -452,6 +460,11 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
             bar.close()
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
+    if world > 1:
+        # DDP syncs buffers (BN statistics, spectral-norm vectors) from rank 0 at the start of
+        # each forward; the last forward left them rank-local, so sync once more at the end
+        for buf in [*G_raw.buffers(), *D_raw.buffers(), *ema.model.buffers()]:
+            dist.broadcast(buf, 0)
     return TrainResult(_unwrap(G), ema.model.eval(), _unwrap(D), step, history, out, interrupted)
 
 

@@ -1,0 +1,207 @@
+"""Run the whole course: every ``notebooks/NN_*.ipynb``, in numeric order, with papermill.
+
+    python -m cgan_course.course --mode smoke                    # all notebooks -> runs/course-smoke/
+    python -m cgan_course.course --mode classroom --only 02,05   # just these two
+    python -m cgan_course.course --mode classroom --inplace      # regenerate the committed outputs
+
+Each notebook runs in a fresh ``python3`` kernel, with ``notebooks/`` as working directory and
+papermill's parameter ``MODE`` set to the chosen mode (``CGAN_COURSE_MODE`` is set too, for code
+that reads the variable). A failure does not stop the run: the table at the end lists every
+notebook with ok/FAILED, the last line of the error and the wall time, and the exit status is 1 if
+any notebook failed.
+
+Committed notebook outputs are regenerated in exactly one way: ``--inplace`` (normally in
+``classroom`` mode). It writes a notebook back only if it ran without error, removes papermill's
+injected-parameters cell (a committed ``MODE = "classroom"`` cell would override the reader's
+``CGAN_COURSE_MODE`` and pytest's smoke mode), and strips volatile metadata -- per-cell timestamps
+and durations, papermill's paths and timings -- so that re-running changes only real outputs.
+Without ``--inplace`` the executed notebooks (failed ones included, with papermill's error banner)
+go to ``--out`` (default ``runs/course-<mode>/``) and the committed files are untouched.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+MODES = ("smoke", "classroom", "full")
+KERNEL = "python3"
+NOTEBOOK_NAME = re.compile(r"^(\d\d)_.+\.ipynb$")
+
+
+@dataclass
+class NotebookResult:
+    notebook: str  # file name, e.g. "02_cifar10_preprocessing.ipynb"
+    ok: bool
+    seconds: float  # wall time of the execution, kernel start included
+    error: str = ""  # last line of the error ("NameError: name 'x' is not defined"), "" if ok
+    output: Path | None = None  # the executed notebook (None: inplace run that failed)
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "FAILED"
+
+
+def find_notebooks(notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
+                   only: Iterable[str | int] | None = None) -> list[Path]:
+    """``NN_*.ipynb`` in ``notebooks_dir`` sorted by number; ``only`` keeps numbers like "02" or 2."""
+    found = sorted((p for p in Path(notebooks_dir).glob("*.ipynb") if NOTEBOOK_NAME.match(p.name)),
+                   key=lambda p: (int(p.name[:2]), p.name))
+    if only is None:
+        return found
+    wanted = {int(str(n).strip()[:2]) for n in only if str(n).strip()}
+    available = {int(p.name[:2]) for p in found}
+    if wanted - available:
+        raise ValueError(f"no notebook numbered {sorted(wanted - available)} in {notebooks_dir}; "
+                         f"available: {', '.join(p.name for p in found) or 'none'}")
+    return [p for p in found if int(p.name[:2]) in wanted]
+
+
+def clean_notebook(path: str | os.PathLike, drop_injected: bool) -> None:
+    """Strip volatile metadata in place: per-cell timings and papermill's run record (keeping the
+    parameters), optionally the injected-parameters cell; renumber execution counts 1, 2, ..."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    parameters = nb.metadata.get("papermill", {}).get("parameters", {})
+    nb.metadata.pop("papermill", None)
+    if parameters and not drop_injected:
+        nb.metadata["papermill"] = {"parameters": parameters}
+    if drop_injected:
+        nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    count = 0
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)  # start/end time, duration, status
+        cell.metadata.pop("execution", None)  # nbclient's iopub/shell timestamps
+        if cell.cell_type != "code":
+            continue
+        if cell.execution_count is not None:
+            count += 1
+            cell.execution_count = count
+        for output in cell.outputs:
+            if output.get("output_type") == "execute_result":
+                output["execution_count"] = cell.execution_count
+    nbformat.write(nb, path)
+
+
+def _error_line(err: BaseException) -> str:
+    """``ename: last line of the message`` for a notebook cell error, else the exception's own."""
+    name = getattr(err, "ename", None) or type(err).__name__
+    message = str(getattr(err, "evalue", None) if getattr(err, "ename", None) else err)
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return f"{name}: {lines[-1]}" if lines else name
+
+
+def run_notebook(path: Path, output: Path, mode: str, notebooks_dir: Path) -> tuple[bool, str]:
+    """Execute one notebook with papermill; return (ok, error line)."""
+    import papermill
+
+    try:
+        papermill.execute_notebook(str(path), str(output), parameters={"MODE": mode}, kernel_name=KERNEL,
+                                   cwd=str(notebooks_dir), progress_bar=False, log_output=False)
+        return True, ""
+    except Exception as err:  # PapermillExecutionError for a failing cell; kernel deaths, bad JSON...
+        return False, _error_line(err)
+
+
+def _scratch_file(folder: Path, stem: str) -> Path:
+    """An empty hidden file beside the target (same disk, so os.replace is atomic); not named
+    *.ipynb so that pytest/nbval never collects a half-written notebook."""
+    fd, name = tempfile.mkstemp(prefix=f".{stem}-", suffix=".ipynb.part", dir=folder)
+    os.close(fd)
+    return Path(name)
+
+
+def run_course(mode: str, out: str | os.PathLike | None = None, inplace: bool = False,
+               only: Iterable[str | int] | None = None, notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
+               log=print) -> list[NotebookResult]:
+    """Run the course notebooks in ``mode``; see the module docstring. Keeps going after a failure."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if inplace and out is not None:
+        raise ValueError("pass either out (a folder for the executed copies) or inplace=True, not both")
+    notebooks_dir = Path(notebooks_dir).resolve()
+    notebooks = find_notebooks(notebooks_dir, only)
+    if not notebooks:
+        raise ValueError(f"no NN_*.ipynb notebooks in {notebooks_dir}")
+    out_dir = notebooks_dir if inplace else Path(out) if out is not None else REPO_ROOT / "runs" / f"course-{mode}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    previous_mode = os.environ.get("CGAN_COURSE_MODE")
+    os.environ["CGAN_COURSE_MODE"] = mode  # the kernels inherit it
+    try:
+        for i, path in enumerate(notebooks, 1):
+            log(f"[{i}/{len(notebooks)}] {path.name} ({mode}) ...")
+            target = out_dir / path.name
+            # in place: run into a temporary file and replace the committed notebook only on success
+            work = _scratch_file(out_dir, path.stem) if inplace else target
+            start = time.perf_counter()
+            try:
+                ok, error = run_notebook(path, work, mode, notebooks_dir)
+                seconds = time.perf_counter() - start
+                if work.is_file() and work.stat().st_size:
+                    clean_notebook(work, drop_injected=inplace)
+                if inplace and ok:
+                    os.replace(work, target)
+            finally:
+                if inplace and work.exists():
+                    work.unlink()
+            result = NotebookResult(path.name, ok, seconds, error,
+                                    target if (ok or not inplace) and target.exists() else None)
+            log(f"    {result.status} in {seconds:.1f} s" + (f": {error}" if error else ""))
+            results.append(result)
+    finally:
+        if previous_mode is None:
+            os.environ.pop("CGAN_COURSE_MODE", None)
+        else:
+            os.environ["CGAN_COURSE_MODE"] = previous_mode
+    return results
+
+
+def format_table(results: list[NotebookResult], width: int = 100) -> str:
+    """A plain-text table: notebook, status (and error), seconds; then the total."""
+    name_w = max([len("notebook")] + [len(r.notebook) for r in results])
+    lines = [f"{'notebook':<{name_w}}  {'status':<6}  {'seconds':>8}  error", "-" * (name_w + 28)]
+    for r in results:
+        error = r.error if len(r.error) <= width else r.error[:width - 3] + "..."
+        lines.append(f"{r.notebook:<{name_w}}  {r.status:<6}  {r.seconds:8.1f}  {error}".rstrip())
+    failed = sum(not r.ok for r in results)
+    lines.append("-" * (name_w + 28))
+    summary = f"{len(results) - failed} ok, {failed} failed"
+    lines.append(f"{'total':<{name_w}}  {summary}  {sum(r.seconds for r in results):.1f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m cgan_course.course",
+                                     description="Execute every course notebook in order with papermill.")
+    parser.add_argument("--mode", choices=MODES, default="smoke",
+                        help="smoke: seconds per notebook; classroom: minutes on a CPU; full: GPU-scale")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", help="folder for the executed notebooks (default: runs/course-<mode>/)")
+    where.add_argument("--inplace", action="store_true",
+                       help="write the outputs back into the notebooks (how committed outputs are made)")
+    parser.add_argument("--only", help="comma-separated notebook numbers, e.g. 02,05")
+    parser.add_argument("--notebooks", default=str(NOTEBOOKS_DIR), help="folder of NN_*.ipynb (default: notebooks/)")
+    args = parser.parse_args(argv)
+    try:
+        results = run_course(args.mode, out=args.out, inplace=args.inplace,
+                             only=args.only.split(",") if args.only else None, notebooks_dir=args.notebooks)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    print()
+    print(format_table(results))
+    if not all(r.ok for r in results):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

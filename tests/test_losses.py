@@ -1,0 +1,59 @@
+"""Each loss against values computed by hand."""
+import math
+
+import torch
+
+from cgan_course.losses import (LOSSES, d_loss_bce, d_loss_hinge, g_loss_hinge, g_loss_minimax,
+                                g_loss_nonsaturating)
+
+
+def sigmoid(t):
+    return 1 / (1 + math.exp(-t))
+
+
+def test_bce_matches_formula():
+    d_real, d_fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    expected = (-(math.log(sigmoid(2.0)) + math.log(sigmoid(-1.0))) / 2
+                - (math.log(1 - sigmoid(0.5)) + math.log(1 - sigmoid(-3.0))) / 2)
+    assert math.isclose(d_loss_bce(d_real, d_fake).item(), expected, rel_tol=1e-6)
+
+
+def test_bce_at_chance_is_2_log_2():
+    """D(x) = 1/2 everywhere (logit 0): the loss is 2 log 2, the value at the game's equilibrium."""
+    zero = torch.zeros(4)
+    assert math.isclose(d_loss_bce(zero, zero).item(), 2 * math.log(2), rel_tol=1e-6)
+
+
+def test_generator_losses():
+    d_fake = torch.tensor([1.0, -2.0])
+    ns = -(math.log(sigmoid(1.0)) + math.log(sigmoid(-2.0))) / 2
+    mm = (math.log(1 - sigmoid(1.0)) + math.log(1 - sigmoid(-2.0))) / 2
+    assert math.isclose(g_loss_nonsaturating(d_fake).item(), ns, rel_tol=1e-6)
+    assert math.isclose(g_loss_minimax(d_fake).item(), mm, rel_tol=1e-6)
+    assert math.isclose(g_loss_hinge(d_fake).item(), 0.5, rel_tol=1e-6)
+
+
+def test_hinge_margin():
+    # real logits above 1 and fake logits below -1 cost nothing: D stops pushing them
+    assert d_loss_hinge(torch.tensor([1.5, 3.0]), torch.tensor([-1.0, -4.0])).item() == 0.0
+    assert math.isclose(d_loss_hinge(torch.tensor([0.0]), torch.tensor([0.5])).item(), 1.0 + 1.5)
+
+
+def test_stable_for_confident_discriminator():
+    """Written on logits: no log(0) = -inf when D is very sure."""
+    big = torch.tensor([100.0])
+    assert torch.isfinite(d_loss_bce(big, -big)) and torch.isfinite(g_loss_nonsaturating(-big))
+    assert math.isclose(g_loss_nonsaturating(-big).item(), 100.0, rel_tol=1e-6)
+
+
+def test_nonsaturating_gradient_does_not_vanish():
+    """When D rejects fakes (logit -8), d/dlogit of log(1 - D) is ~0 but of -log D is ~-1."""
+    t = torch.tensor([-8.0], requires_grad=True)
+    (g_mm,) = torch.autograd.grad(g_loss_minimax(t), t)
+    (g_ns,) = torch.autograd.grad(g_loss_nonsaturating(t), t)
+    assert abs(g_mm.item()) < 1e-3 and abs(g_ns.item()) > 0.99
+
+
+def test_registry():
+    assert LOSSES["bce"] == (d_loss_bce, g_loss_nonsaturating)
+    assert LOSSES["hinge"] == (d_loss_hinge, g_loss_hinge)

@@ -1,0 +1,83 @@
+"""Shapes, ranges and input checks of every model family, size and class count."""
+import pytest
+import torch
+
+from cgan_course.models import (ConditionalBatchNorm2d, ModelConfig, build_discriminator,
+                                build_generator, count_parameters)
+
+FAMILIES = [("classic", "dcgan"), ("projection", "dcgan"), ("projection", "resnet")]
+
+
+@pytest.mark.parametrize("arch,backbone", FAMILIES)
+@pytest.mark.parametrize("image_size", [32, 64, 128])
+@pytest.mark.parametrize("num_classes", [0, 1, 10])
+def test_shapes_and_range(arch, backbone, image_size, num_classes):
+    cfg = ModelConfig(arch=arch, backbone=backbone, image_size=image_size, num_classes=num_classes,
+                      z_dim=16, g_width=8, d_width=8)
+    G, D = build_generator(cfg), build_discriminator(cfg)
+    assert (G.z_dim, G.num_classes) == (16, num_classes)
+    z = torch.randn(3, 16)
+    y = torch.randint(0, num_classes, (3,)) if num_classes else None
+    x = G(z, y)
+    assert x.shape == (3, 3, image_size, image_size)
+    assert x.min() >= -1 and x.max() <= 1
+    logits = D(x, y)
+    assert logits.shape == (3,)
+    logits.sum().backward()  # gradients flow back through D and G
+    assert all(p.grad is not None for p in G.parameters() if p.requires_grad and p.ndim > 1)
+
+
+@pytest.mark.parametrize("arch,backbone", FAMILIES)
+def test_label_changes_output(arch, backbone):
+    """A conditional G must actually use y: the same z with two labels gives two images."""
+    torch.manual_seed(0)
+    G = build_generator(ModelConfig(arch=arch, backbone=backbone, g_width=8, d_width=8)).eval()
+    if arch == "projection":  # CBN starts as plain BN (gamma=1, beta=0); perturb as training would
+        for m in G.modules():
+            if isinstance(m, ConditionalBatchNorm2d):
+                torch.nn.init.normal_(m.gamma.weight, 1.0, 0.1)
+    z = torch.randn(1, 128).repeat(2, 1)
+    x = G(z, torch.tensor([0, 1]))
+    assert not torch.allclose(x[0], x[1])
+
+
+def test_generator_input_errors_name_the_problem():
+    G = build_generator(ModelConfig(g_width=8, d_width=8))
+    with pytest.raises(ValueError, match=r"z must be \[B, 128\], got \[4, 100\]"):
+        G(torch.randn(4, 100), torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"y must be \[B\]=\[4\]"):
+        G(torch.randn(4, 128), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"y must lie in \[0, 9\], got \[0, 10\]"):
+        G(torch.randn(2, 128), torch.tensor([0, 10]))
+    with pytest.raises(ValueError, match="integer class indices"):
+        G(torch.randn(2, 128), torch.tensor([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"arch": "wgan"}, "arch must be"),
+    ({"backbone": "vit"}, "backbone must be"),
+    ({"arch": "classic", "backbone": "resnet"}, "only with backbone='dcgan'"),
+    ({"image_size": 48}, "image_size must be 32, 64 or 128"),
+    ({"num_classes": -1}, "num_classes must be >= 0"),
+])
+def test_bad_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ModelConfig(**kwargs)
+
+
+def test_parameter_counts_are_stable():
+    """The numbers notebook 03 prints; a change here is a change to the course's models."""
+    counts = {(a, b): (count_parameters(build_generator(ModelConfig(arch=a, backbone=b))),
+                       count_parameters(build_discriminator(ModelConfig(arch=a, backbone=b))))
+              for a, b in FAMILIES}
+    assert counts[("classic", "dcgan")] == (1_388_919, 673_601)
+    assert counts[("projection", "dcgan")][0] > counts[("classic", "dcgan")][0]
+    # spectral norm adds no trainable parameters: D's count equals the plain conv weights
+    for (a, b), (g, d) in counts.items():
+        assert g > 0 and d > 0
+
+
+def test_classic_discriminator_sees_label_at_input():
+    """The label enters the classic D as extra input channels (3 + K), not at the last layer."""
+    D = build_discriminator(ModelConfig(arch="classic", num_classes=10, d_width=8))
+    assert D.net[0].in_channels == 13

@@ -1,0 +1,202 @@
+"""The notebooks: each one runs top to bottom in smoke mode (papermill) and follows the course
+skeleton; plus the whole-course runner (cgan_course.course) on tiny generated notebooks.
+
+nbval runs the same notebooks a second way (``pytest notebooks/...``, configured in
+pyproject.toml); these tests add papermill's parameter injection and the structure checks.
+Select one notebook with ``-k 02``.
+"""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from cgan_course import course
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+MAX_NOTEBOOK_BYTES = 2_000_000
+MAX_IMAGE_BYTES = 300_000
+by_notebook = pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+
+
+def _read(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def _tags(cell) -> list[str]:
+    return cell.metadata.get("tags", [])
+
+
+# ----------------------------------------------------------------------------------------------
+# Every notebook runs
+
+
+@pytest.mark.slow
+@by_notebook
+def test_notebook_runs_in_smoke_mode(path, tmp_path):
+    import papermill
+
+    out = tmp_path / path.name
+    papermill.execute_notebook(str(path), str(out), parameters={"MODE": "smoke"}, kernel_name="python3",
+                               cwd=str(NOTEBOOKS_DIR), progress_bar=False)
+    nb = _read(out)
+    injected = [c for c in nb.cells if "injected-parameters" in _tags(c)]
+    assert len(injected) == 1 and 'MODE = "smoke"' in injected[0].source
+    assert all(o.get("output_type") != "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+# ----------------------------------------------------------------------------------------------
+# Every notebook follows the skeleton
+
+
+@by_notebook
+def test_kernel_is_python3(path):
+    kernelspec = _read(path).metadata.get("kernelspec", {})
+    assert kernelspec.get("name") == "python3", f"{path.name}: kernelspec {kernelspec}"
+    assert kernelspec.get("language", "python") == "python"
+
+
+@by_notebook
+def test_title_and_what_you_will_learn(path):
+    first = _read(path).cells[0]
+    assert first.cell_type == "markdown", f"{path.name}: the first cell must be markdown"
+    assert first.source.lstrip().startswith("# "), f"{path.name}: the first cell must start with a '# ' title"
+    assert "What you will learn" in first.source, f"{path.name}: the first cell needs 'What you will learn'"
+
+
+@by_notebook
+def test_one_parameters_cell_reading_the_mode(path):
+    cells = [c for c in _read(path).cells if "parameters" in _tags(c)]
+    assert len(cells) == 1, f"{path.name}: {len(cells)} cells tagged 'parameters', expected exactly one"
+    assert cells[0].cell_type == "code" and "CGAN_COURSE_MODE" in cells[0].source
+    assert "MODE" in cells[0].source.replace("CGAN_COURSE_MODE", "")
+
+
+@by_notebook
+def test_ends_with_exercises(path):
+    markdown = [c for c in _read(path).cells if c.cell_type == "markdown"]
+    assert "Exercises" in markdown[-1].source, f"{path.name}: the last markdown cell must hold the Exercises"
+
+
+@by_notebook
+def test_committed_outputs_are_clean(path):
+    """Committed as the runner writes them: executed, no errors, no injected MODE cell (it would
+    override CGAN_COURSE_MODE, including pytest's smoke mode)."""
+    nb = _read(path)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert not [c for c in nb.cells if "injected-parameters" in _tags(c)], \
+        f"{path.name}: remove papermill's injected-parameters cell (run python -m cgan_course.course --inplace)"
+    assert all(c.execution_count is not None for c in code if c.source.strip()), \
+        f"{path.name}: commit it executed (python -m cgan_course.course --mode classroom --inplace --only {path.name[:2]})"
+    errors = [o.get("ename") for c in code for o in c.outputs if o.get("output_type") == "error"]
+    assert not errors, f"{path.name}: committed with errors {errors}"
+
+
+@by_notebook
+def test_size_limits(path):
+    size = path.stat().st_size
+    assert size < MAX_NOTEBOOK_BYTES, f"{path.name} is {size / 1e6:.1f} MB, limit 2 MB: smaller figures or fewer outputs"
+    for i, cell in enumerate(_read(path).cells):
+        for output in cell.get("outputs", []):
+            for mime, payload in output.get("data", {}).items():
+                if mime.startswith("image/") and mime != "image/svg+xml":
+                    nbytes = len(base64.b64decode("".join(payload)))
+                    assert nbytes < MAX_IMAGE_BYTES, \
+                        f"{path.name} cell {i}: {mime} of {nbytes / 1e3:.0f} KB (limit 300 KB): lower figsize/dpi"
+
+
+def test_notebooks_exist_and_are_numbered_uniquely():
+    assert NOTEBOOKS, f"no notebooks in {NOTEBOOKS_DIR}"
+    numbers = [p.name[:2] for p in NOTEBOOKS]
+    assert len(numbers) == len(set(numbers)), f"two notebooks share a number: {numbers}"
+    assert [p.name for p in course.find_notebooks()] == [p.name for p in NOTEBOOKS]
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole-course runner, on generated notebooks
+
+
+def _tiny_notebook(path: Path, body: str) -> None:
+    """A notebook in the course skeleton whose last code cell is ``body``."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('import os\nMODE = os.environ.get("CGAN_COURSE_MODE", "classroom")')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# Tiny\n\n## What you will learn\n- nothing"), params,
+                nbformat.v4.new_markdown_cell("Run it."), nbformat.v4.new_code_cell(body),
+                nbformat.v4.new_markdown_cell("## Exercises\n1. None.")]
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def tiny_course(tmp_path) -> Path:
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _tiny_notebook(folder / "01_ok.ipynb", 'import pathlib\nprint(MODE, pathlib.Path.cwd().name)\nMODE * 2')
+    _tiny_notebook(folder / "02_fail.ipynb", 'raise ValueError("a long message\\nwhose last line is: boom")')
+    (folder / "scratch.ipynb").write_text("not a course notebook, never run")
+    return folder
+
+
+@pytest.mark.slow
+def test_course_runner_table_and_exit_status(tiny_course, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        course.main(["--mode", "smoke", "--notebooks", str(tiny_course), "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 1  # one notebook failed
+    table = capsys.readouterr().out.split("\n\n")[-1]
+    lines = table.splitlines()
+    assert lines[0].split() == ["notebook", "status", "seconds", "error"]
+    assert lines[2].split()[:2] == ["01_ok.ipynb", "ok"]
+    assert lines[3].split()[:2] == ["02_fail.ipynb", "FAILED"]  # listed after it ran
+    assert lines[3].endswith("ValueError: whose last line is: boom")
+    assert lines[-1].startswith("total") and "1 ok, 1 failed" in lines[-1]
+    # both executed copies are written; the committed ones are untouched
+    ok = _read(tmp_path / "out" / "01_ok.ipynb")
+    result = ok.cells[-2]
+    assert result.outputs[0]["text"] == "smoke notebooks\n"  # MODE injected, cwd = notebooks dir
+    assert result.outputs[1]["data"]["text/plain"] == "'smokesmoke'"
+    assert "injected-parameters" in _tags(ok.cells[2])  # kept in copies: it records the run
+    assert set(ok.metadata["papermill"]) == {"parameters"}  # no paths, no timestamps
+    assert all("papermill" not in c.metadata and "execution" not in c.metadata for c in ok.cells)
+    assert (tmp_path / "out" / "02_fail.ipynb").is_file()
+    assert _read(tiny_course / "01_ok.ipynb").cells[3].outputs == []
+
+
+@pytest.mark.slow
+def test_course_runner_inplace(tiny_course):
+    failing = (tiny_course / "02_fail.ipynb").read_bytes()
+    results = course.run_course("classroom", inplace=True, notebooks_dir=tiny_course, log=lambda *_: None)
+    assert [(r.notebook, r.ok) for r in results] == [("01_ok.ipynb", True), ("02_fail.ipynb", False)]
+    assert results[1].error == "ValueError: whose last line is: boom" and results[1].output is None
+    nb = _read(tiny_course / "01_ok.ipynb")
+    assert [c.cell_type for c in nb.cells] == ["markdown", "code", "markdown", "code", "markdown"]  # no injected cell
+    assert [c.execution_count for c in nb.cells if c.cell_type == "code"] == [1, 2]
+    assert nb.cells[3].outputs[0]["text"] == "classroom notebooks\n"
+    assert "papermill" not in nb.metadata
+    assert (tiny_course / "02_fail.ipynb").read_bytes() == failing  # a failed run never overwrites
+    assert sorted(p.name for p in tiny_course.iterdir()) == ["01_ok.ipynb", "02_fail.ipynb", "scratch.ipynb"]
+
+
+def test_course_runner_selection_and_bad_arguments(tiny_course):
+    assert [p.name for p in course.find_notebooks(tiny_course)] == ["01_ok.ipynb", "02_fail.ipynb"]
+    assert [p.name for p in course.find_notebooks(tiny_course, only=["2"])] == ["02_fail.ipynb"]
+    with pytest.raises(ValueError, match=r"no notebook numbered \[7\].*available: 01_ok.ipynb, 02_fail.ipynb"):
+        course.find_notebooks(tiny_course, only=["07"])
+    with pytest.raises(ValueError, match="mode must be one of smoke, classroom, full"):
+        course.run_course("fast", notebooks_dir=tiny_course)
+    with pytest.raises(ValueError, match="either out .* or inplace"):
+        course.run_course("smoke", out="x", inplace=True, notebooks_dir=tiny_course)
+    with pytest.raises(SystemExit, match="error: no notebook numbered"):
+        course.main(["--only", "09", "--notebooks", str(tiny_course)])
+
+
+def test_format_table():
+    results = [course.NotebookResult("01_a.ipynb", True, 1.5),
+               course.NotebookResult("02_b.ipynb", False, 2.0, "KeyError: 'x'" + "y" * 200)]
+    table = course.format_table(results, width=40)
+    assert "01_a.ipynb  ok" in table and "02_b.ipynb  FAILED" in table
+    assert max(len(line) for line in table.splitlines()) < 100  # long errors are cut
+    assert table.splitlines()[-1].split() == ["total", "1", "ok,", "1", "failed", "3.5", "s"]

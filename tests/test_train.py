@@ -1,0 +1,207 @@
+"""The training engine: EMA, exact resume, NaN stop, checkpoint safety, Ctrl-C, DDP, CLI."""
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import cgan_course.train as train_mod
+from cgan_course.data import load_cifar10
+from cgan_course.losses import d_loss_hinge, g_loss_hinge
+from cgan_course.models import ModelConfig
+from cgan_course.train import (EMA, CheckpointError, TrainConfig, TrainingDiverged, load_checkpoint,
+                               load_generator_from_checkpoint, save_checkpoint, train)
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ModelConfig(g_width=8, d_width=8, z_dim=16)
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return load_cifar10(source="sample")
+
+
+def tiny_cfg(tmp_path, **kw) -> TrainConfig:
+    base = dict(model=TINY, batch_size=8, steps=6, out=str(tmp_path / "run"), log_every=1,
+                sample_every=1000, ckpt_every=1000, progress=False, threads=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_ema_matches_formula():
+    model = torch.nn.Linear(2, 1)
+    ema = EMA(model, decay=0.9, start=0)
+    before = ema.model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model, step=100)  # past warm-up: decay is 0.9
+    assert torch.allclose(ema.model.weight, 0.9 * before + 0.1 * model.weight)
+    ema.update(model, step=0)  # warm-up: min(0.9, 1/10) = 0.1
+    assert not ema.model.weight.requires_grad
+
+
+@pytest.mark.parametrize("arch", ["classic", "projection"])
+def test_resume_is_exact(tmp_path, sample, arch):
+    """N+M steps in one go == N steps, stop, resume for M: same weights, optimiser, EMA."""
+    model = dataclasses.replace(TINY, arch=arch)
+    full = train(tiny_cfg(tmp_path / "a", model=model, steps=6, diffaug="color,translation,cutout"), sample)
+    train(tiny_cfg(tmp_path / "b", model=model, steps=3, diffaug="color,translation,cutout"), sample)
+    resumed = train(tiny_cfg(tmp_path / "b", model=model, steps=6, resume=True, diffaug="color,translation,cutout"), sample)
+    assert resumed.step == full.step == 6
+    assert states_equal(full.G.state_dict(), resumed.G.state_dict())
+    assert states_equal(full.D.state_dict(), resumed.D.state_dict())
+    assert states_equal(full.G_ema.state_dict(), resumed.G_ema.state_dict())
+    a = load_checkpoint(tmp_path / "a" / "run" / "checkpoint.pt")
+    b = load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")
+    assert [r["loss_d"] for r in a["history"]] == [r["loss_d"] for r in b["history"]]
+    assert states_equal(a["opt_g"]["state"][0], b["opt_g"]["state"][0])
+
+
+def test_training_learns_something(tmp_path, sample):
+    """Smoke: losses finite, a sample grid and a log written, EMA differs from the raw G."""
+    res = train(tiny_cfg(tmp_path, steps=20, sample_every=10, log_every=10), sample)
+    assert len(res.history) == 2 and all(torch.isfinite(torch.tensor(r["loss_d"])) for r in res.history)
+    assert (res.out / "samples" / "step_000020.png").is_file()
+    assert (res.out / "log.csv").read_text().startswith("step,time_s,loss_d,loss_g,d_real,d_fake,images_per_s")
+    assert not states_equal(res.G.state_dict(), res.G_ema.state_dict())
+
+
+def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, sample, monkeypatch):
+    calls = {"n": 0}
+
+    def d_loss_nan_later(d_real, d_fake):
+        calls["n"] += 1
+        loss = d_loss_hinge(d_real, d_fake)
+        return loss * float("nan") if calls["n"] > 5 else loss
+
+    monkeypatch.setitem(train_mod.LOSSES, "hinge", (d_loss_nan_later, g_loss_hinge))
+    with pytest.raises(TrainingDiverged, match="NaN/inf.*last good checkpoint"):
+        train(tiny_cfg(tmp_path, steps=20, ckpt_every=2, log_every=3), sample)
+    state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert state["step"] == 4  # step 5 diverged; step 6 (a checkpoint step) was refused
+    assert all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
+
+
+def test_checkpoint_for_other_model_fails_clearly(tmp_path, sample):
+    train(tiny_cfg(tmp_path, steps=2), sample)
+    other = dataclasses.replace(TINY, g_width=16)
+    with pytest.raises(CheckpointError, match=r"g_width: checkpoint 8 vs requested 16"):
+        train(tiny_cfg(tmp_path, steps=4, resume=True, model=other), sample)
+    G = load_generator_from_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert G(torch.randn(2, 16), torch.tensor([0, 9])).shape == (2, 3, 32, 32)
+
+
+def test_checkpoint_loading_is_safe(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="not a readable course checkpoint"):
+        load_checkpoint(tmp_path / "evil.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable course checkpoint"):
+        load_checkpoint(tmp_path / "garbage.pt")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_atomic_save_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "ck.pt"
+    save_checkpoint(path, {"step": 1})
+
+    def exploding_save(obj, f):
+        Path(f).write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", exploding_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"step": 2})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["step"] == 1
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"loss": "wasserstein"}, "loss must be one of"), ({"precision": "fp8"}, "precision must be"),
+    ({"steps": 0}, "steps must be >= 1"), ({"ema_decay": 1.0}, "ema_decay must be in"),
+    ({"diffaug": "rotate"}, "unknown DiffAugment op 'rotate'"),
+])
+def test_bad_config_is_rejected(kw, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kw)
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "cgan_course.train", "--data-source", "folder",
+                          "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode != 0
+    assert "error:" in out.stderr and "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_ctrl_c_saves_and_resumes(tmp_path):
+    """SIGINT finishes the step, writes the checkpoint, exits 130; --resume continues from there."""
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "cgan_course.train", "--data-source", "sample", "--g-width", "8",
+            "--d-width", "8", "--batch-size", "8", "--steps", "100000", "--log-every", "1",
+            "--threads", "1", "--no-progress", "--out", str(run)]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while not (run / "log.csv").is_file() or len((run / "log.csv").read_text().splitlines()) < 4:
+        assert time.time() < deadline and proc.poll() is None, "training did not start"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "interrupted: checkpoint saved at step" in out
+    step = load_checkpoint(run / "checkpoint.pt")["step"]
+    assert step >= 3
+    resumed = subprocess.run(args[:args.index("--steps") + 1] + [str(step + 2)] + args[args.index("--steps") + 2:]
+                             + ["--resume"], cwd=REPO, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from {run / 'checkpoint.pt'} at step {step}" in resumed.stdout
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == step + 2
+
+
+DDP_SCRIPT = textwrap.dedent("""
+    import sys, torch, torch.distributed as dist
+    from cgan_course.data import load_cifar10
+    from cgan_course.models import ModelConfig
+    from cgan_course.train import TrainConfig, train
+    out = sys.argv[1]
+    cfg = TrainConfig(model=ModelConfig(g_width=8, d_width=8, z_dim=16), batch_size=8, steps=4,
+                      out=out, progress=False, threads=1, log_every=2, device="cpu")
+    res = train(cfg, load_cifar10(source="sample"))
+    rank = dist.get_rank()
+    torch.save({"G": res.G.state_dict(), "D": res.D.state_dict(), "world": dist.get_world_size()},
+               f"{out}/rank{rank}.pt")
+    dist.destroy_process_group()
+""")
+
+
+def test_ddp_two_processes_gloo_hold_identical_weights(tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT)
+    port = 29500 + os.getpid() % 1000
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          f"--master_port={port}", str(script), str(tmp_path)],
+                         cwd=REPO, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0["world"] == r1["world"] == 2
+    assert states_equal(r0["G"], r1["G"]) and states_equal(r0["D"], r1["D"])
+    start = train(TrainConfig(model=ModelConfig(g_width=8, d_width=8, z_dim=16), steps=1, batch_size=8,
+                              out=str(tmp_path / "single"), progress=False, threads=1),
+                  load_cifar10(source="sample"))
+    assert not states_equal(start.G.state_dict(), r0["G"])  # training really moved the weights
