@@ -87,6 +87,14 @@ def resolve_source(root: str | os.PathLike | None = None, train: bool = True,
                          "train" if train else "test", download)
 
 
+def find_source(root: str | os.PathLike | None = None, train: bool = True) -> tuple[str, Path]:
+    """Which source ``load_cifar10(root, train, source="auto")`` would use, and from where.
+
+    Notebooks print it, so every number says whether it came from the official set, a class-folder
+    tree (such as the JPEG mirror) or the 1,000-image sample."""
+    return _resolve_auto(Path(root) if root is not None else REPO_ROOT / "data", "train" if train else "test", False)
+
+
 def _resolve_auto(root: Path, split: str, download: bool) -> tuple[str, Path]:
     """Pick the first source that is present, or explain everything that was tried."""
     tried = []

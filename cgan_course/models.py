@@ -344,3 +344,30 @@ def build_discriminator(cfg: ModelConfig) -> nn.Module:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def trace_shapes(model: nn.Module, *inputs) -> list[tuple[str, str, tuple[int, ...]]]:
+    """Run one forward pass and return ``(name, layer type, output shape)`` for every layer.
+
+    Layers are the leaf modules (a spectrally normalised conv counts as one layer). Notebook 03
+    uses it to trace a batch through each network.
+    """
+    rows: list[tuple[str, str, tuple[int, ...]]] = []
+    hooks = []
+    for name, m in model.named_modules():
+        children = [n for n, _ in m.named_children() if n != "parametrizations"]
+        if children or ".parametrizations" in name or name == "":
+            continue
+
+        def hook(mod, args, out, name=name):
+            if isinstance(out, torch.Tensor):
+                rows.append((name, type(mod).__name__, tuple(out.shape)))
+
+        hooks.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+    return rows

@@ -168,6 +168,7 @@ def test_course_runner_table_and_exit_status(tiny_course, tmp_path, capsys):
 @pytest.mark.slow
 def test_course_runner_inplace(tiny_course):
     failing = (tiny_course / "02_fail.ipynb").read_bytes()
+    (tiny_course / "01_ok.ipynb").chmod(0o640)
     results = course.run_course("classroom", inplace=True, notebooks_dir=tiny_course, log=lambda *_: None)
     assert [(r.notebook, r.ok) for r in results] == [("01_ok.ipynb", True), ("02_fail.ipynb", False)]
     assert results[1].error == "ValueError: whose last line is: boom" and results[1].output is None
@@ -177,6 +178,7 @@ def test_course_runner_inplace(tiny_course):
     assert nb.cells[3].outputs[0]["text"] == "classroom notebooks\n"
     assert "papermill" not in nb.metadata
     assert (tiny_course / "02_fail.ipynb").read_bytes() == failing  # a failed run never overwrites
+    assert (tiny_course / "01_ok.ipynb").stat().st_mode & 0o777 == 0o640  # permissions kept
     assert sorted(p.name for p in tiny_course.iterdir()) == ["01_ok.ipynb", "02_fail.ipynb", "scratch.ipynb"]
 
 
