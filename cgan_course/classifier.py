@@ -271,11 +271,11 @@ def train_classifier(train_data: tuple[torch.Tensor, torch.Tensor], cfg: TrainCl
         if test_data is not None:  # a quick look: 2,000 test images, no TTA
             entry["test_acc_2k"] = accuracy(model, test_data[0][:2000], test_data[1][:2000], tta=False)
         history.append(entry)
-        log("epoch " + " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
         if checkpoint is not None:
             save_checkpoint(checkpoint, {"model": model.state_dict(), "opt": opt.state_dict(), "rng": gen.get_state(),
                                          "epoch": epoch + 1, "seconds": seconds, "history": history,
                                          "train_cfg": dataclasses.asdict(cfg), "model_cfg": _cfg_dict(model_cfg)})
+        log(" ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in entry.items()))
     model = model.to(memory_format=torch.contiguous_format).float().eval()
     return model, {"epochs": cfg.epochs, "train_seconds": round(seconds, 1), "history": history,
                    "bf16_autocast": use_bf16}

@@ -15,6 +15,10 @@ Committed notebook outputs are regenerated in exactly one way: ``--inplace`` (no
 injected-parameters cell (a committed ``MODE = "classroom"`` cell would override the reader's
 ``CGAN_COURSE_MODE`` and pytest's smoke mode), and strips volatile metadata -- per-cell timestamps
 and durations, papermill's paths and timings -- so that re-running changes only real outputs.
+Give classroom and full runs the real data -- the official batches in ``data/`` or
+``CGAN_COURSE_CIFAR10=/path/to/cifar10-jpg.tar.gz`` -- or the notebooks fall back to the
+1,000-image sample (a notebook that loads CIFAR-10 prints the source it used).
+
 Without ``--inplace`` the executed notebooks (failed ones included, with papermill's error banner)
 go to ``--out`` (default ``runs/course-<mode>/``) and the committed files are untouched.
 """
@@ -81,6 +85,8 @@ def clean_notebook(path: str | os.PathLike, drop_injected: bool) -> None:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)  # start/end time, duration, status
         cell.metadata.pop("execution", None)  # nbclient's iopub/shell timestamps
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]  # papermill adds empty tag lists
         if cell.cell_type != "code":
             continue
         if cell.execution_count is not None:
@@ -115,9 +121,19 @@ def run_notebook(path: Path, output: Path, mode: str, notebooks_dir: Path) -> tu
 def _scratch_file(folder: Path, stem: str) -> Path:
     """An empty hidden file beside the target (same disk, so os.replace is atomic); not named
     *.ipynb so that pytest/nbval never collects a half-written notebook."""
-    fd, name = tempfile.mkstemp(prefix=f".{stem}-", suffix=".ipynb.part", dir=folder)
+    fd, name = tempfile.mkstemp(prefix=f".{stem}-", suffix=".part.json", dir=folder)
     os.close(fd)
     return Path(name)
+
+
+def _copy_mode(original: Path, new: Path) -> None:
+    """Give ``new`` the permissions of ``original`` (mkstemp makes files private, 0600)."""
+    if original.exists():
+        os.chmod(new, original.stat().st_mode & 0o777)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(new, 0o666 & ~umask)
 
 
 def run_course(mode: str, out: str | os.PathLike | None = None, inplace: bool = False,
@@ -148,8 +164,12 @@ def run_course(mode: str, out: str | os.PathLike | None = None, inplace: bool = 
                 ok, error = run_notebook(path, work, mode, notebooks_dir)
                 seconds = time.perf_counter() - start
                 if work.is_file() and work.stat().st_size:
-                    clean_notebook(work, drop_injected=inplace)
+                    try:
+                        clean_notebook(work, drop_injected=inplace)
+                    except Exception as err:  # an unreadable output must not stop the other notebooks
+                        ok, error = False, error or f"cleaning the executed notebook failed: {_error_line(err)}"
                 if inplace and ok:
+                    _copy_mode(target, work)
                     os.replace(work, target)
             finally:
                 if inplace and work.exists():

@@ -82,17 +82,12 @@ def load_cifar10(root: str | os.PathLike | None = None, train: bool = True, sour
 
 def resolve_source(root: str | os.PathLike | None = None, train: bool = True,
                    download: bool = False) -> tuple[str, Path]:
-    """The ``(source, root)`` that ``load_cifar10(root, train, source="auto")`` would use."""
-    return _resolve_auto(Path(root) if root is not None else REPO_ROOT / "data",
-                         "train" if train else "test", download)
-
-
-def find_source(root: str | os.PathLike | None = None, train: bool = True) -> tuple[str, Path]:
-    """Which source ``load_cifar10(root, train, source="auto")`` would use, and from where.
+    """The ``(source, root)`` that ``load_cifar10(root, train, source="auto")`` would use.
 
     Notebooks print it, so every number says whether it came from the official set, a class-folder
     tree (such as the JPEG mirror) or the 1,000-image sample."""
-    return _resolve_auto(Path(root) if root is not None else REPO_ROOT / "data", "train" if train else "test", False)
+    return _resolve_auto(Path(root) if root is not None else REPO_ROOT / "data",
+                         "train" if train else "test", download)
 
 
 def _resolve_auto(root: Path, split: str, download: bool) -> tuple[str, Path]:

@@ -52,7 +52,10 @@ def _xlogy(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def value_function(d: np.ndarray, p_data: np.ndarray, p_g: np.ndarray, x: np.ndarray) -> float:
     """V(D, G) = integral of p_data(x) log D(x) + p_g(x) log(1 - D(x)) dx (trapezoid rule on ``x``).
 
-    ``d``, ``p_data``, ``p_g`` are values on the grid ``x`` [N]; ``d`` must lie in [0, 1]."""
+    ``d``, ``p_data``, ``p_g`` are values on the grid ``x`` [N]; ``d`` must lie in [0, 1]. It is
+    clipped to [1e-15, 1 - 1e-15]: in float64 D*(x) rounds to exactly 1 in the tails where
+    p_g << p_data, and log(1 - 1) would turn a negligible term into -inf."""
+    d = np.clip(d, 1e-15, 1.0 - 1e-15)
     integrand = _xlogy(p_data, d) + _xlogy(p_g, 1.0 - d)
     return float(np.trapezoid(integrand, x))
 
@@ -87,6 +90,8 @@ def generator_loss_gradients(logits: torch.Tensor) -> dict[str, torch.Tensor]:
 # ----------------------------------------------------------------------------------------------
 # 2-D mixture of Gaussians
 
+GENERATOR_LOSSES = {"nonsaturating": g_loss_nonsaturating, "minimax": g_loss_minimax}
+
 
 @dataclass
 class ToyConfig:
@@ -99,15 +104,19 @@ class ToyConfig:
     steps: int = 2000  # one step = one D update then one G update
     batch_size: int = 256
     lr: float = 1e-3  # Adam, betas (0.5, 0.999) as in DCGAN
+    generator_loss: str = "nonsaturating"  # or "minimax": log(1 - D(G(z))), to watch it stall
     n_frames: int = 8  # snapshots of the generated cloud, evenly spaced over training
     n_eval: int = 1000  # samples per snapshot and for the coverage metric
     seed: int = 0
+    threads: int = 1  # torch CPU threads while training; tiny matrices gain nothing from more
 
     def __post_init__(self):
         if self.n_modes < 1 or self.sigma <= 0 or self.radius <= 0:
             raise ValueError(f"need n_modes >= 1, sigma > 0, radius > 0; got {self}")
         if self.steps < 1 or self.batch_size < 1 or self.n_frames < 1 or self.n_eval < self.n_modes:
             raise ValueError(f"need steps, batch_size, n_frames >= 1 and n_eval >= n_modes; got {self}")
+        if self.generator_loss not in GENERATOR_LOSSES:
+            raise ValueError(f"generator_loss must be one of {list(GENERATOR_LOSSES)}, got {self.generator_loss!r}")
 
 
 def ring_centers(n_modes: int = 8, radius: float = 2.0) -> torch.Tensor:
@@ -188,17 +197,26 @@ class ToyResult:
 
 
 def train_toy(cfg: ToyConfig) -> ToyResult:
-    """Train the toy GAN with the non-saturating BCE losses of ``cgan_course.losses``.
+    """Train the toy GAN with the BCE losses of ``cgan_course.losses`` (D: ``d_loss_bce``,
+    G: ``g_loss_nonsaturating`` unless ``cfg.generator_loss="minimax"``).
 
     Deterministic for a given ``cfg.seed`` (on the CPU); the global torch RNG is left untouched.
     The last frame is always taken after the final step; it is what ``mode_coverage`` should see.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        return _train_toy(cfg)
+    threads = torch.get_num_threads()
+    try:
+        # 128-wide layers: thread start-up costs more than it saves, and on a busy machine
+        # extra threads only fight for the cores
+        torch.set_num_threads(cfg.threads)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            return training_loop(cfg)
+    finally:
+        torch.set_num_threads(threads)
 
 
-def _train_toy(cfg: ToyConfig) -> ToyResult:
+def training_loop(cfg: ToyConfig) -> ToyResult:
+    """The loop itself (``train_toy`` wraps it with the seed and the thread count)."""
     K = cfg.n_modes if cfg.conditional else 0
     G, D = MLPGenerator(cfg.z_dim, K, cfg.hidden), MLPDiscriminator(K, cfg.hidden)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
@@ -227,8 +245,8 @@ def _train_toy(cfg: ToyConfig) -> ToyResult:
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        # G step: non-saturating -log D(G(z)), through the freshly updated D
-        g_loss = g_loss_nonsaturating(D(x_fake, y))
+        # G step: -log D(G(z)) (non-saturating) by default, through the freshly updated D
+        g_loss = GENERATOR_LOSSES[cfg.generator_loss](D(x_fake, y))
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
@@ -268,8 +286,8 @@ def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, sigma: float, mi
 
 
 def plot_frames(frames: list[tuple[int, torch.Tensor]], centers: torch.Tensor, title: str = "",
-                max_points: int = 500, size: float = 1.6):
-    """One small scatter per frame (generated points in blue, mode centres as red crosses).
+                max_points: int = 500, size: float = 1.5):
+    """One small scatter per frame (generated points in blue over the mode centres, light red crosses).
 
     Returns the matplotlib Figure (one row)."""
     import matplotlib.pyplot as plt
@@ -278,8 +296,9 @@ def plot_frames(frames: list[tuple[int, torch.Tensor]], centers: torch.Tensor, t
     fig, axes = plt.subplots(1, len(frames), figsize=(size * len(frames), size + 0.3), squeeze=False)
     for ax, (step, pts) in zip(axes[0], frames):
         pts = pts[:max_points].numpy()
-        ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5, color="tab:blue", linewidths=0)
-        ax.scatter(centers[:, 0], centers[:, 1], s=20, marker="x", color="tab:red", linewidths=1)
+        # modes underneath: a collapsed cloud sits exactly on its mode and must stay visible
+        ax.scatter(centers[:, 0], centers[:, 1], s=40, marker="x", color="lightcoral", linewidths=1, zorder=1)
+        ax.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.6, color="tab:blue", linewidths=0, zorder=2)
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[], aspect="equal")
         ax.set_title(f"step {step}", fontsize=8)
     if title:

@@ -7,7 +7,7 @@ pytest.importorskip("ipywidgets")
 
 from cgan_course.data import CLASSES
 from cgan_course.models import ModelConfig, build_generator
-from cgan_course.widgets import (ClassSampler, InterpolationView, blend_class, class_names, interpolation_images,
+from cgan_course.widgets import (ClassSampler, InterpolationView, blend_class, class_names, interpolate,
                                  render_interpolation, render_samples, sample_images, stand_in_generator)
 
 SMALL = ModelConfig(g_width=8, d_width=8, z_dim=16)
@@ -95,11 +95,11 @@ def test_interpolation_slider_and_modes(G):
 
 def test_interpolation_endpoints_are_the_plain_samples(G):
     # seed walk: start = seed A's sample, end = seed B's sample, both of class A
-    imgs = interpolation_images(G, 0.3, "seeds", "bird", "cat", seed_a=4, seed_b=5)
+    imgs = interpolate(G, torch.tensor([0.0, 0.3, 1.0]), "seeds", "bird", "cat", seed_a=4, seed_b=5)
     assert torch.allclose(imgs[0], sample_images(G, "bird", seed=4, n=1)[0], atol=1e-5)
     assert torch.allclose(imgs[2], sample_images(G, "bird", seed=5, n=1)[0], atol=1e-4)
     # class walk: the same z drawn as class A, then as class B; the middle is neither
-    imgs = interpolation_images(G, 0.5, "classes", "bird", "cat", seed_a=4)
+    imgs = interpolate(G, torch.tensor([0.0, 0.5, 1.0]), "classes", "bird", "cat", seed_a=4)
     bird, cat = sample_images(G, "bird", seed=4, n=1)[0], sample_images(G, "cat", seed=4, n=1)[0]
     assert torch.allclose(imgs[0], bird, atol=1e-5) and torch.allclose(imgs[2], cat, atol=1e-5)
     assert not torch.allclose(imgs[1], bird, atol=1e-3) and not torch.allclose(imgs[1], cat, atol=1e-3)

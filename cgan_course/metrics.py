@@ -1,0 +1,639 @@
+"""Measuring a conditional GAN: Fréchet distance (FID), intra-class FD, Inception Score and
+label fidelity, each returned with its provenance.
+
+The Fréchet distance compares two clouds of image features through their Gaussian fits:
+
+    FD = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2))
+
+where (S1 S2)^(1/2) is the *matrix* square root. The number depends on the feature space, the
+sample count and the reference set, so every score here is a ``Score`` that carries them:
+``FD_classifier = 12.3 (classifier features, 10,000 samples vs train split, cifar10-jpg mirror)``.
+
+Two feature spaces behind one interface (``FeatureExtractor``):
+
+* ``ClassifierFeatures``: the course classifier's penultimate layer (256-d), offline and fast on
+  a CPU. Numbers in this space are *not* comparable with published FIDs.
+* ``InceptionFeatures``: the standard FID network (pytorch-fid's InceptionV3, pool3, 2048-d).
+  Its weights come from a local file (argument or ``$CGAN_COURSE_INCEPTION_WEIGHTS``), torch's
+  hub cache, or a download when online; published FIDs use this space (and 50,000 samples).
+
+Reference statistics of a CIFAR-10 split are computed once and cached as ``.npz`` under
+``data/.cgan_cache`` (or ``$CGAN_COURSE_CACHE``), keyed by extractor, weights, data and split.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from scipy import linalg
+
+from .data import CACHE_ENV_VAR, REPO_ROOT, load_cifar10, to_unit_range
+
+INCEPTION_ENV_VAR = "CGAN_COURSE_INCEPTION_WEIGHTS"
+INCEPTION_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
+                 "pt_inception-2015-12-05-6726825d.pth")
+INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
+INCEPTION_SHA256_PREFIX = "6726825d"  # pytorch-fid names the file after its hash
+
+
+# ----------------------------------------------------------------------------------------------
+# The Fréchet distance
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6, method: str = "sqrtm") -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2): means ``[d]``, covariances ``[d, d]``.
+
+    ``||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 sqrtm(sigma1 @ sigma2))``, computed in float64.
+
+    ``method="sqrtm"`` (default) is pytorch-fid's computation: ``scipy.linalg.sqrtm`` of the
+    product; when the product is near-singular (sqrtm not finite) ``eps * I`` is added to both
+    covariances; round-off leaves a tiny imaginary part, which is dropped (a large one means the
+    inputs are not covariance matrices, and raises ValueError). ``method="eigh"`` gives the same
+    trace from two symmetric eigendecompositions, Tr sqrtm(S1 S2) = sum sqrt(eig(A S2 A)) with
+    A = S1^(1/2): about 5x faster for d = 2048 (Inception), where sqrtm takes a minute on one
+    CPU core. ``method="auto"`` uses sqrtm up to d = 512, eigh above.
+    """
+    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.shape[0],) * 2:
+        raise ValueError(f"shapes do not match: mu1 {mu1.shape}, sigma1 {sigma1.shape}, mu2 {mu2.shape}, "
+                         f"sigma2 {sigma2.shape}; both sides need the same feature extractor (same d).")
+    if method == "auto":
+        method = "sqrtm" if mu1.shape[0] <= 512 else "eigh"
+    diff = mu1 - mu2
+    if method == "eigh":
+        return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * _trace_sqrt_product(sigma1, sigma2))
+    if method != "sqrtm":
+        raise ValueError(f"method must be 'sqrtm', 'eigh' or 'auto', got {method!r}")
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():  # singular product (e.g. fewer samples than dimensions)
+        offset = np.eye(sigma1.shape[0]) * eps
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"sqrtm(sigma1 @ sigma2) has a large imaginary part "
+                             f"({np.abs(covmean.imag).max():.3g}): the covariances are not positive "
+                             "semi-definite. Pass covariance matrices (e.g. RunningStats.cov).")
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr sqrtm(S1 S2) for PSD S1, S2: S1 S2 is similar to A S2 A (A = S1^(1/2)), a PSD matrix,
+    so its eigenvalues are real and >= 0 and the trace of the root is the sum of their roots."""
+    w, v = np.linalg.eigh(sigma1)
+    if w.min() < -1e-6 * max(1.0, abs(w.max())):
+        raise ValueError(f"sigma1 has a negative eigenvalue ({w.min():.3g}): not a covariance matrix.")
+    a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # S1^(1/2)
+    mu = np.linalg.eigvalsh(a @ sigma2 @ a)
+    if mu.min() < -1e-6 * max(1.0, abs(mu.max())):
+        raise ValueError(f"sigma2 is not positive semi-definite (eigenvalue {mu.min():.3g} of A S2 A).")
+    return float(np.sqrt(np.clip(mu, 0, None)).sum())
+
+
+class RunningStats:
+    """Streaming mean and covariance of ``[N, dim]`` features in float64 (Chan et al.'s merge).
+
+    ``update`` takes one batch at a time, so 50,000 Inception features (400 MB) never sit in
+    memory together. ``cov`` is the unbiased estimate, like ``np.cov(x, rowvar=False)``.
+    """
+
+    def __init__(self, dim: int):
+        self.dim = dim
+        self.count = 0
+        self._mean = np.zeros(dim)
+        self._m2 = np.zeros((dim, dim))  # sum of outer products of centred features
+
+    def update(self, features: torch.Tensor | np.ndarray) -> "RunningStats":
+        x = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else np.asarray(features, np.float64)
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"features must be [N, {self.dim}], got {list(x.shape)}")
+        n_b = x.shape[0]
+        if n_b == 0:
+            return self
+        mean_b = x.mean(0)
+        xc = x - mean_b
+        n = self.count + n_b
+        delta = mean_b - self._mean
+        self._m2 += xc.T @ xc + np.outer(delta, delta) * (self.count * n_b / n)
+        self._mean += delta * (n_b / n)
+        self.count = n
+        return self
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self._mean.copy()
+
+    @property
+    def cov(self) -> np.ndarray:
+        if self.count < 2:
+            raise ValueError(f"a covariance needs at least 2 samples, got {self.count}")
+        return self._m2 / (self.count - 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# Feature extractors
+
+
+class FeatureExtractor:
+    """Images -> features. ``__call__`` takes uint8 ``[N, 3, H, W]`` or floats in [-1, 1] and
+    returns float32 features ``[N, dim]``, in batches; ``features_and_logits`` also returns class
+    logits ``[N, K]`` when the network has a classifier head (for the Inception Score)."""
+
+    name: str = "features"
+    dim: int = 0
+    fingerprint: str = ""  # identifies the weights; part of the reference-statistics cache key
+    batch_size: int = 250
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One batch ``x [B, 3, H, W]`` in [-1, 1] -> (features [B, dim], logits [B, K] or None)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images [N, 3, H, W], got {list(images.shape)}")
+        feats, logits = [], []
+        for i in range(0, images.shape[0], self.batch_size):
+            x = images[i:i + self.batch_size]
+            x = to_unit_range(x) if x.dtype == torch.uint8 else x.float().clamp(-1, 1)
+            f, l = self._forward(x)
+            feats.append(f.float().cpu())
+            if l is not None:
+                logits.append(l.float().cpu())
+        f = torch.cat(feats) if feats else torch.zeros(0, self.dim)
+        return f, (torch.cat(logits) if logits else None)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return self.features_and_logits(images)[0]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
+
+
+class ClassifierFeatures(FeatureExtractor):
+    """The course classifier's penultimate layer (256-d) and its 10 logits. Offline, fast on a CPU."""
+
+    name = "classifier"
+
+    def __init__(self, model: nn.Module | None = None, device: str | torch.device = "cpu", batch_size: int = 250):
+        from .classifier import CLASSIFIER_FILE, load_classifier, sha256
+
+        self.model = (model if model is not None else load_classifier(device)).eval()
+        self.device = next(self.model.parameters()).device
+        if self.device.type == "cpu":  # channels-last convolutions are ~1.7x faster on x86 CPUs
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.dim = self.model.feature_dim
+        self.batch_size = batch_size
+        self.fingerprint = sha256(CLASSIFIER_FILE)[:12] if model is None else f"model{id(model):x}"
+
+    def _forward(self, x):
+        x = x.to(self.device)
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        f = self.model.features(x)
+        return f, self.model.head(f) * self.model.cfg.logit_scale
+
+
+class InceptionFeatures(FeatureExtractor):
+    """The standard FID feature space: pytorch-fid's InceptionV3 pool3 features (2048-d), the
+    input resized to 299x299, plus the network's 1008 logits for the Inception Score.
+
+    Weights, first found wins: ``weights`` (a path), ``$CGAN_COURSE_INCEPTION_WEIGHTS``, torch's
+    hub cache, a download (online only; fails within seconds offline, with instructions).
+    ``random_weights=True`` builds the same network untrained: for tests and timing, never scores.
+    """
+
+    name = "inception"
+    dim = 2048
+
+    def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu",
+                 batch_size: int = 50, random_weights: bool = False, download_timeout: float = 10.0):
+        from pytorch_fid import inception as pf
+
+        state = _random_inception_state() if random_weights else _inception_state(weights, download_timeout)
+        with _patched(pf, "load_state_dict_from_url", lambda *args, **kwargs: state):
+            net = pf.InceptionV3([pf.InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=True, normalize_input=False)
+        self.net = net.to(device).eval()
+        self.fc = nn.Linear(2048, state["fc.weight"].shape[0]).to(device)  # 1008-way head: for the IS
+        self.fc.load_state_dict({"weight": state["fc.weight"], "bias": state["fc.bias"]})
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.random_weights = random_weights
+        self.name = "inception-random" if random_weights else "inception"
+        self.fingerprint = "random-seed0" if random_weights else INCEPTION_SHA256_PREFIX
+
+    def _forward(self, x):
+        f = self.net(x.to(self.device))[0].flatten(1)  # pool3: (B, 2048, 1, 1) -> (B, 2048)
+        return f, self.fc(f)
+
+
+@contextlib.contextmanager
+def _patched(module, name: str, value):
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
+def _inception_help(problem: str) -> str:
+    return (f"{problem}\nThe FID Inception weights ({INCEPTION_FILE}, 91 MB) are needed. Get the file on a "
+            f"machine with internet:\n  {INCEPTION_URL}\nthen either put it in torch's hub cache "
+            f"({Path(torch.hub.get_dir()) / 'checkpoints' / INCEPTION_FILE}), or anywhere and set "
+            f"{INCEPTION_ENV_VAR}=/path/to/{INCEPTION_FILE} (or pass InceptionFeatures(weights=path)). "
+            "Offline without the file, use ClassifierFeatures() (the course's offline feature space).")
+
+
+def _inception_state(weights: str | Path | None, timeout: float) -> dict:
+    """Find the FID Inception state dict: argument, env var, hub cache, then a (fast-failing) download."""
+    candidates = [(Path(weights), "the weights argument")] if weights is not None else []
+    if os.environ.get(INCEPTION_ENV_VAR):
+        candidates.append((Path(os.environ[INCEPTION_ENV_VAR]), f"${INCEPTION_ENV_VAR}"))
+    for path, origin in candidates:
+        if not path.is_file():
+            raise FileNotFoundError(_inception_help(f"{origin} points at {path}, which is not a file."))
+        return _load_inception_file(path)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
+    if cached.is_file():
+        return _load_inception_file(cached)
+    old_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)  # a blackholed network must not hang for minutes
+    try:
+        torch.hub.load_state_dict_from_url(INCEPTION_URL, progress=False, check_hash=True)
+    except Exception as err:
+        raise FileNotFoundError(_inception_help(
+            f"could not download the Inception weights ({type(err).__name__}: {err}); offline?")) from None
+    finally:
+        socket.setdefaulttimeout(old_timeout)
+    return _load_inception_file(cached)
+
+
+def _load_inception_file(path: Path) -> dict:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not digest.startswith(INCEPTION_SHA256_PREFIX):
+        raise ValueError(_inception_help(f"{path} is not the FID Inception file (sha256 {digest[:8]}..., "
+                                         f"expected {INCEPTION_SHA256_PREFIX}...)."))
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _random_inception_state(seed: int = 0) -> dict:
+    """A randomly initialised state dict with the FID Inception's keys and shapes."""
+    import torchvision
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = torchvision.models.inception_v3(weights=None, aux_logits=False, num_classes=1008, init_weights=True)
+    return net.state_dict()
+
+
+def get_extractor(name: str = "classifier", device: str | torch.device = "cpu", **kwargs) -> FeatureExtractor:
+    """``"classifier"`` (offline default) or ``"inception"`` (standard FID; needs the weights file)."""
+    if name == "classifier":
+        return ClassifierFeatures(device=device, **kwargs)
+    if name == "inception":
+        return InceptionFeatures(device=device, **kwargs)
+    raise ValueError(f"unknown feature extractor {name!r}; choose 'classifier' or 'inception'.")
+
+
+# ----------------------------------------------------------------------------------------------
+# Statistics of a set of images, with provenance
+
+
+@dataclass
+class FeatureStats:
+    """Gaussian fit of a set of features plus where it came from.
+
+    ``class_mean [C, d]`` / ``class_cov [C, d, d]`` / ``class_count [C]`` are present when labels
+    were known (per-class FD). ``logits [N, K]`` and ``labels [N]`` are kept for generated sets
+    (Inception Score, label fidelity); cached reference statistics do not store them.
+    """
+
+    mean: np.ndarray
+    cov: np.ndarray
+    count: int
+    extractor: str
+    split: str  # "train" / "test" for CIFAR-10, "generated" or "images" otherwise
+    data_source: str  # e.g. "cifar10-jpg mirror", or a description of the generator
+    class_mean: np.ndarray | None = None
+    class_cov: np.ndarray | None = None
+    class_count: np.ndarray | None = None
+    logits: torch.Tensor | None = field(default=None, repr=False)
+    labels: torch.Tensor | None = field(default=None, repr=False)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {"mean": self.mean, "cov": self.cov, "count": np.int64(self.count),
+                  "extractor": np.str_(self.extractor), "split": np.str_(self.split),
+                  "data_source": np.str_(self.data_source)}
+        if self.class_mean is not None:
+            arrays.update(class_mean=self.class_mean, class_cov=self.class_cov, class_count=self.class_count)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)  # atomic: an interrupted run never leaves half a cache file
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeatureStats":
+        with np.load(path, allow_pickle=False) as z:
+            extra = {k: z[k] for k in ("class_mean", "class_cov", "class_count") if k in z}
+            return cls(mean=z["mean"], cov=z["cov"], count=int(z["count"]), extractor=str(z["extractor"]),
+                       split=str(z["split"]), data_source=str(z["data_source"]), **extra)
+
+
+def describe_source(source: str, root: str | os.PathLike | None = None) -> str:
+    """A short human name of a CIFAR-10 source, for provenance strings."""
+    if source == "sample":
+        return "committed 1,000-image sample"
+    if source == "torchvision":
+        return "official CIFAR-10"
+    if source == "folder":
+        name = Path(root).name if root is not None else "data"
+        return "cifar10-jpg mirror" if "jpg" in name.lower() else f"image folder {name}"
+    return source
+
+
+def _resolve_source(source: str, root, split: str) -> tuple[str, Path | None]:
+    if source != "auto":
+        return source, Path(root) if root is not None else None
+    from .data import _resolve_auto
+
+    return _resolve_auto(Path(root) if root is not None else REPO_ROOT / "data", split, False)
+
+
+def stats_from_features(features: torch.Tensor, labels: torch.Tensor | None, extractor: str, split: str,
+                        data_source: str, num_classes: int = 10, logits: torch.Tensor | None = None) -> FeatureStats:
+    """``FeatureStats`` of features ``[N, d]`` (with per-class statistics when ``labels [N]`` is given)."""
+    stats = RunningStats(features.shape[1]).update(features)
+    out = FeatureStats(stats.mean, stats.cov, stats.count, extractor, split, data_source, logits=logits, labels=labels)
+    if labels is not None:
+        _add_class_stats(out, [RunningStats(features.shape[1]).update(features[labels == c]) for c in range(num_classes)])
+    return out
+
+
+def _add_class_stats(out: FeatureStats, per_class: list[RunningStats]) -> None:
+    if all(s.count >= 2 for s in per_class):
+        out.class_mean = np.stack([s.mean for s in per_class])
+        out.class_cov = np.stack([s.cov for s in per_class])
+        out.class_count = np.array([s.count for s in per_class])
+
+
+def image_stats(images: torch.Tensor, extractor: FeatureExtractor, labels: torch.Tensor | None = None,
+                split: str = "images", data_source: str = "images") -> FeatureStats:
+    """Feature statistics of images ``[N, 3, H, W]`` (uint8 or [-1, 1]), keeping the logits;
+    with ``labels [N]`` also per-class statistics (intra-class FD, label fidelity)."""
+    feats, logits = extractor.features_and_logits(images)
+    return stats_from_features(feats, labels, extractor.name, split, data_source, logits=logits)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ[CACHE_ENV_VAR]) if os.environ.get(CACHE_ENV_VAR) else REPO_ROOT / "data" / ".cgan_cache"
+
+
+def reference_stats(extractor: FeatureExtractor, split: str = "train", source: str = "auto",
+                    root: str | os.PathLike | None = None, num_images: int | None = None,
+                    per_class: bool | None = None, cache: bool = True, verbose: bool = True) -> FeatureStats:
+    """Feature statistics of a CIFAR-10 split, computed once and cached on disk.
+
+    ``num_images`` takes a fixed random subset (seed 0) instead of the whole split. The cache file
+    (``refstats-<extractor>-<weights>-<data>-<split>-<n>.npz`` under ``data/.cgan_cache`` or
+    ``$CGAN_COURSE_CACHE``) is keyed by all of these, so changing any of them recomputes.
+    ``per_class`` (default: when dim <= 512) adds per-class statistics for intra-class FD.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    source, root = _resolve_source(source, root, split)
+    data_source = describe_source(source, root)
+    per_class = extractor.dim <= 512 if per_class is None else per_class
+    data_key = source if root is None else f"{source}-{Path(root).name.split('.')[0]}-" + \
+        hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:6]
+    path = cache_dir() / (f"refstats-{extractor.name}-{extractor.fingerprint}-{data_key}-{split}-"
+                          f"{num_images or 'all'}{'-classes' if per_class else ''}.npz")
+    if cache and path.is_file():
+        return FeatureStats.load(path)
+    images, labels = load_cifar10(root, train=split == "train", source=source)
+    if num_images is not None and num_images < len(labels):
+        keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:num_images]
+        images, labels = images[keep], labels[keep]
+    t0 = time.time()
+    per = [RunningStats(extractor.dim) for _ in range(10)] if per_class else []
+    total = RunningStats(extractor.dim)
+    chunk = 2000  # features are folded into the running statistics chunk by chunk
+    for i in range(0, len(labels), chunk):
+        feats = extractor(images[i:i + chunk])
+        total.update(feats)
+        for c, s in enumerate(per):
+            s.update(feats[labels[i:i + chunk] == c])
+    stats = FeatureStats(total.mean, total.cov, total.count, extractor.name, split, data_source)
+    if per_class:
+        _add_class_stats(stats, per)
+    if verbose:
+        print(f"reference statistics: {extractor.name} features of {total.count:,} {split} images "
+              f"({data_source}) in {time.time() - t0:.0f} s" + (f", cached at {path}" if cache else ""))
+    if cache:
+        try:
+            stats.save(path)
+        except OSError:
+            pass  # a read-only disk only costs the recomputation next time
+    return stats
+
+
+def generator_stats(G: nn.Module, extractor: FeatureExtractor, num_samples: int = 10_000, seed: int = 0,
+                    truncation: float | None = None, batch_size: int = 500, per_class: bool = True,
+                    description: str = "generator") -> FeatureStats:
+    """Feature statistics of ``num_samples`` images from ``G`` with class-balanced labels.
+
+    Labels are ``num_samples / num_classes`` of each class (the remainder spread over the first
+    classes); latents come from ``seed``. Features stream into running statistics batch by batch;
+    only the logits ``[N, K]`` and labels ``[N]`` are kept (for IS and label fidelity).
+    """
+    from .sampling import generate, sample_latents
+
+    num_classes = G.num_classes or 0
+    y = (torch.arange(num_samples) % num_classes).sort().values if num_classes else None  # class-balanced
+    z = sample_latents(num_samples, G.z_dim, seed, truncation)
+    total = RunningStats(extractor.dim)
+    per = [RunningStats(extractor.dim) for _ in range(num_classes)] if per_class and num_classes else []
+    logits = []
+    was_training = G.training
+    G.eval()
+    try:
+        for i in range(0, num_samples, batch_size):
+            yi = y[i:i + batch_size] if y is not None else None
+            x_fake = generate(G, z[i:i + batch_size], yi, batch_size)
+            feats, lg = extractor.features_and_logits(x_fake)
+            total.update(feats)
+            for c, s in enumerate(per):
+                s.update(feats[yi == c])
+            if lg is not None:
+                logits.append(lg)
+    finally:
+        G.train(was_training)
+    stats = FeatureStats(total.mean, total.cov, total.count, extractor.name, "generated", description,
+                         logits=torch.cat(logits) if logits else None, labels=y)
+    if per:
+        _add_class_stats(stats, per)
+    return stats
+
+
+# ----------------------------------------------------------------------------------------------
+# Scores with provenance
+
+
+@dataclass
+class Score:
+    """A number and what it was measured with. ``str(score)`` gives the provenance line."""
+
+    metric: str  # "FD", "intra-FD", "IS", "label accuracy"
+    value: float
+    extractor: str  # feature space / judge: "classifier", "inception", ...
+    num_samples: int
+    reference_split: str | None = None  # "train", "test" or None (IS, label accuracy)
+    data_source: str | None = None  # e.g. "cifar10-jpg mirror"
+    details: dict = field(default_factory=dict, repr=False)  # per-class values, std, confusion matrix
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __str__(self) -> str:
+        if self.metric in ("FD", "intra-FD"):
+            ref = f" vs {self.reference_split} split, {self.data_source}" if self.reference_split else ""
+            return (f"{self.metric}_{self.extractor} = {self.value:.2f} ({self.extractor} features, "
+                    f"{self.num_samples:,} samples{ref})")
+        if self.metric == "IS":
+            std = f" ± {self.details['std']:.2f}" if "std" in self.details else ""
+            return (f"IS_{self.extractor} = {self.value:.2f}{std} ({self.extractor} logits, {self.num_samples:,} "
+                    f"samples, {self.details.get('splits', 10)} splits)")
+        return (f"{self.metric} = {self.value:.1%} (judged by the {self.extractor}, {self.num_samples:,} samples, "
+                f"chance 10%)")
+
+    def as_dict(self) -> dict:
+        return {"metric": self.metric, "value": self.value, "extractor": self.extractor,
+                "num_samples": self.num_samples, "reference_split": self.reference_split,
+                "data_source": self.data_source}
+
+
+def _as_stats(source, extractor: FeatureExtractor | None, num_samples: int, labels: torch.Tensor | None,
+              **kwargs) -> FeatureStats:
+    """A generator, a tensor of images or ready ``FeatureStats`` -> ``FeatureStats``."""
+    if isinstance(source, FeatureStats):
+        return source
+    if extractor is None:
+        raise ValueError("pass a feature extractor (e.g. metrics.ClassifierFeatures()) to score a generator or images")
+    if isinstance(source, nn.Module):
+        return generator_stats(source, extractor, num_samples, **kwargs)
+    if isinstance(source, torch.Tensor):
+        return image_stats(source, extractor, labels)
+    raise TypeError(f"expected a generator G(z, y), an image tensor [N, 3, H, W] or FeatureStats, got {type(source).__name__}")
+
+
+def fd_between(a: FeatureStats, b: FeatureStats, method: str = "auto") -> Score:
+    """FD between two sets of statistics (e.g. train vs test: the real-data floor)."""
+    if a.extractor != b.extractor:
+        raise ValueError(f"cannot compare {a.extractor} features with {b.extractor} features: use one extractor.")
+    value = frechet_distance(a.mean, a.cov, b.mean, b.cov, method=method)
+    return Score("FD", value, a.extractor, a.count, b.split, b.data_source,
+                 {"samples": f"{a.count:,} {a.split} ({a.data_source})"})
+
+
+def fid(source, reference: FeatureStats, extractor: FeatureExtractor | None = None, num_samples: int = 10_000,
+        labels: torch.Tensor | None = None, method: str = "auto", **kwargs) -> Score:
+    """Fréchet distance of a generator (class-balanced samples, fixed ``seed``), a tensor of images
+    or ``FeatureStats`` to ``reference`` (from ``reference_stats``). Lower is better; the real-data
+    floor (train vs test) is not zero. ``kwargs`` go to ``generator_stats`` (seed, truncation)."""
+    stats = _as_stats(source, extractor, num_samples, labels, **kwargs)
+    if stats.extractor != reference.extractor:
+        raise ValueError(f"the reference holds {reference.extractor} features but the samples {stats.extractor} "
+                         "features; compute both with the same extractor.")
+    value = frechet_distance(stats.mean, stats.cov, reference.mean, reference.cov, method=method)
+    return Score("FD", value, reference.extractor, stats.count, reference.split, reference.data_source)
+
+
+def intra_fid(source, reference: FeatureStats, extractor: FeatureExtractor | None = None,
+              num_samples: int = 10_000, labels: torch.Tensor | None = None, method: str = "auto",
+              **kwargs) -> Score:
+    """Mean over classes of the FD between the samples of class c and the real images of class c
+    (Miyato & Koyama 2018). It punishes a generator that draws good images of the wrong class,
+    which the plain FD cannot see. ``details["per_class"]`` holds the ten values."""
+    stats = _as_stats(source, extractor, num_samples, labels, **kwargs)
+    if reference.class_mean is None:
+        raise ValueError("the reference has no per-class statistics: call reference_stats(..., per_class=True).")
+    if stats.class_mean is None:
+        raise ValueError("the samples have no per-class statistics: pass labels with images, or a conditional "
+                         "generator (at least 2 samples per class).")
+    per = [frechet_distance(stats.class_mean[c], stats.class_cov[c], reference.class_mean[c], reference.class_cov[c],
+                            method=method)
+           for c in range(len(reference.class_mean))]
+    return Score("intra-FD", float(np.mean(per)), reference.extractor, stats.count, reference.split,
+                 reference.data_source, {"per_class": per})
+
+
+def inception_score_from_logits(logits: torch.Tensor, splits: int = 10) -> tuple[float, float]:
+    """IS = exp(E_x KL(p(y|x) || p(y))) on ``splits`` chunks of ``logits [N, K]``: (mean, std).
+    High when each image is confidently one class and all classes appear; at most K."""
+    p = torch.softmax(logits.double(), dim=1)
+    scores = []
+    for chunk in p.chunk(splits):
+        p_y = chunk.mean(0, keepdim=True)
+        kl = (chunk * (torch.log(chunk + 1e-12) - torch.log(p_y + 1e-12))).sum(1).mean()
+        scores.append(kl.exp().item())
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def inception_score(source, extractor: FeatureExtractor | None = None, num_samples: int = 10_000,
+                    splits: int = 10, **kwargs) -> Score:
+    """Inception Score from the extractor's softmax (the standard IS uses Inception's logits; with
+    the course classifier it is an "IS_classifier" on 10 classes, at most 10)."""
+    stats = _as_stats(source, extractor, num_samples, None, **kwargs)
+    if stats.logits is None:
+        raise ValueError("these statistics have no logits: compute them with an extractor that has a classifier head.")
+    mean, std = inception_score_from_logits(stats.logits, splits)
+    return Score("IS", mean, stats.extractor, stats.count, details={"std": std, "splits": splits})
+
+
+def label_fidelity(source, classifier: FeatureExtractor | None = None, num_samples: int = 10_000,
+                   labels: torch.Tensor | None = None, **kwargs) -> Score:
+    """Does the generator draw the class it is asked for? The course classifier's accuracy on
+    generated images against the requested labels. ``details``: ``per_class`` accuracies and the
+    ``confusion`` matrix ``[10, 10]`` (rows: requested class, columns: predicted class). A
+    generator that ignores its label scores about 10%; real images score the classifier's accuracy.
+    """
+    if classifier is None and not isinstance(source, FeatureStats):
+        classifier = ClassifierFeatures()
+    stats = _as_stats(source, classifier, num_samples, labels, **kwargs)
+    if stats.extractor != "classifier" or stats.logits is None or stats.labels is None:
+        raise ValueError("label fidelity needs the course classifier's logits and the requested labels: "
+                         "use ClassifierFeatures() and a conditional generator (or images with labels).")
+    y, pred = stats.labels, stats.logits.argmax(1)
+    num_classes = stats.logits.shape[1]
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    confusion.index_put_((y, pred), torch.ones_like(y), accumulate=True)
+    per_class = (confusion.diag() / confusion.sum(1).clamp(min=1)).tolist()
+    return Score("label accuracy", (pred == y).float().mean().item(), "classifier", stats.count,
+                 details={"per_class": per_class, "confusion": confusion.numpy()})
+
+
+def evaluate_generator(G: nn.Module, reference: FeatureStats, extractor: FeatureExtractor,
+                       num_samples: int = 10_000, seed: int = 0, truncation: float | None = None) -> dict[str, Score]:
+    """FD, intra-class FD, IS and (with the classifier) label fidelity from one pass over the samples."""
+    stats = generator_stats(G, extractor, num_samples, seed=seed, truncation=truncation)
+    scores = {"fd": fid(stats, reference)}
+    if reference.class_mean is not None and stats.class_mean is not None:
+        scores["intra_fd"] = intra_fid(stats, reference)
+    if stats.logits is not None:
+        scores["is"] = inception_score(stats)
+    if extractor.name == "classifier" and stats.labels is not None:
+        scores["label_accuracy"] = label_fidelity(stats)
+    return scores

@@ -1,0 +1,346 @@
+"""Play with a conditional generator: pick a class, a seed, how many samples, the truncation.
+
+The real work is done by plain functions that return PNG bytes, so they can be tested, timed
+and shown as static images (GitHub does not render widgets):
+
+- ``render_samples(G, class_name, seed, n, truncation)``: ``n`` samples of one class;
+- ``render_interpolation(G, t, mode, class_a, class_b, seed_a, seed_b)``: start | point t | end of
+  a walk between two seeds (slerp, class fixed) or between two classes (z fixed, the class
+  embeddings blended); ``interpolate`` gives the images of any points of the walk.
+
+``ClassSampler`` and ``InterpolationView`` only wire those functions to ipywidgets. Works with any
+``G(z, y)`` exposing ``z_dim`` and ``num_classes`` (class names from ``G.classes`` if present).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import random
+import statistics
+import time
+from typing import Callable, Iterator
+
+import torch
+import torch.nn as nn
+
+from .data import CLASSES
+from .models import ModelConfig, build_generator
+from .sampling import generate, grid_side, recalibrate_batchnorm, sample_latents, slerp, to_image_grid
+
+MAX_SAMPLES = 64  # a grid larger than 8x8 stops feeling live on a CPU
+INTERPOLATION_MODES = ("seeds", "classes")
+
+# ----------------------------------------------------------------------------------------------
+# Pure render functions
+
+
+def class_names(G: nn.Module) -> list[str]:
+    """The class names of ``G``: ``G.classes`` if it has them, else CIFAR-10's (10 classes) or
+    "class 0", "class 1", ..."""
+    k = int(getattr(G, "num_classes", 0) or 0)
+    if k == 0:
+        raise ValueError("this generator is unconditional (num_classes=0); the class sampler needs G(z, y) "
+                         "with y a class index. Build it with ModelConfig(num_classes=10).")
+    names = list(getattr(G, "classes", None) or (CLASSES if k == len(CLASSES) else [f"class {i}" for i in range(k)]))
+    if len(names) != k:
+        raise ValueError(f"G.classes has {len(names)} names but G.num_classes is {k}")
+    return names
+
+
+def class_index(G: nn.Module, class_name: str | int) -> int:
+    """Index of ``class_name`` in ``class_names(G)`` (an int index is checked and returned)."""
+    names = class_names(G)
+    if isinstance(class_name, int) and not isinstance(class_name, bool):
+        if not 0 <= class_name < len(names):
+            raise ValueError(f"class index {class_name} out of range: 0..{len(names) - 1}")
+        return class_name
+    if class_name not in names:
+        raise ValueError(f"unknown class {class_name!r}; choose one of {names}")
+    return names.index(class_name)
+
+
+@contextlib.contextmanager
+def eval_mode(G: nn.Module) -> Iterator[nn.Module]:
+    """Run ``G`` in eval mode and restore its mode afterwards. In train mode BatchNorm would use
+    the statistics of the displayed batch (the picture would change with ``n``) and would
+    overwrite its running statistics on every redraw."""
+    was_training = G.training
+    G.eval()
+    try:
+        yield G
+    finally:
+        G.train(was_training)
+
+
+def png_bytes(grid: torch.Tensor, scale: int = 2) -> bytes:
+    """uint8 picture [3, H, W] -> PNG bytes, enlarged ``scale`` times (nearest: 32 px images are
+    tiny on screen, and smoothing would invent detail)."""
+    from PIL import Image
+
+    if grid.dtype != torch.uint8 or grid.ndim != 3 or grid.shape[0] != 3:
+        raise ValueError(f"grid must be uint8 [3, H, W], got {grid.dtype} {list(grid.shape)}")
+    im = Image.fromarray(grid.permute(1, 2, 0).contiguous().numpy())  # (3, H, W) -> (H, W, 3)
+    if scale != 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=1)  # fast; these pictures are small anyway
+    return buf.getvalue()
+
+
+def sample_images(G: nn.Module, class_name: str | int, seed: int = 0, n: int = 16,
+                  truncation: float | None = None) -> torch.Tensor:
+    """``n`` samples of one class: images [n, 3, S, S] in [-1, 1]. The same (seed, n, truncation)
+    gives the same latents for every class, so switching class keeps the "pose" of each sample."""
+    if not 1 <= n <= MAX_SAMPLES:
+        raise ValueError(f"n must be in 1..{MAX_SAMPLES}, got {n}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    y = torch.full((n,), class_index(G, class_name), dtype=torch.int64)  # (n,)
+    z = sample_latents(n, G.z_dim, seed, truncation)  # (n, z_dim)
+    with eval_mode(G):
+        return generate(G, z, y)
+
+
+def render_samples(G: nn.Module, class_name: str | int, seed: int = 0, n: int = 16,
+                   truncation: float | None = None, scale: int = 2) -> bytes:
+    """PNG bytes of a square-ish grid of ``n`` samples of ``class_name`` (see ``sample_images``)."""
+    images = sample_images(G, class_name, seed, n, truncation)
+    return png_bytes(to_image_grid(images, nrow=grid_side(n)), scale)
+
+
+@contextlib.contextmanager
+def blend_class(G: nn.Module, class_b: int, t: float) -> Iterator[None]:
+    """Inside this context, every ``nn.Embedding`` of ``G`` returns (1 - t) e(y) + t e(class_b)
+    instead of e(y): G(z, y=a) then draws "a fraction t of the way" from class a to class b.
+
+    This is how class information enters both of the course's generators (the classic CGAN's
+    label embedding, the projection G's conditional-BatchNorm gains and biases)."""
+    embeddings = [m for m in G.modules() if isinstance(m, nn.Embedding)]
+    if not embeddings:
+        raise ValueError("class interpolation needs a generator whose class enters through nn.Embedding "
+                         "layers (both cgan_course generators do); interpolate between seeds instead.")
+
+    def hook(module: nn.Module, inputs: tuple, out: torch.Tensor) -> torch.Tensor:
+        e_b = module.weight[torch.full_like(inputs[0], class_b)]  # (B, E), like out
+        return torch.lerp(out, e_b, t)
+
+    handles = [m.register_forward_hook(hook) for m in embeddings]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def interpolate(G: nn.Module, ts: torch.Tensor, mode: str = "seeds", class_a: str | int = 0,
+                class_b: str | int = 1, seed_a: int = 0, seed_b: int = 1,
+                truncation: float | None = None) -> torch.Tensor:
+    """Images [T, 3, S, S] at the points ``ts`` [T] (each in [0, 1]) of a walk.
+
+    ``mode="seeds"``: class ``class_a`` fixed, z slerps from seed ``seed_a``'s latent to ``seed_b``'s.
+    ``mode="classes"``: z fixed (seed ``seed_a``), the class embeddings move from ``class_a`` to
+    ``class_b`` (see ``blend_class``); ``seed_b`` is ignored.
+    """
+    if mode not in INTERPOLATION_MODES:
+        raise ValueError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
+    ts = torch.as_tensor(ts, dtype=torch.float32).flatten()
+    if ts.numel() == 0 or ts.min() < 0 or ts.max() > 1:
+        raise ValueError(f"t must be in [0, 1], got {ts.tolist()}")
+    a = class_index(G, class_a)
+    z_a = sample_latents(1, G.z_dim, seed_a, truncation)[0]  # (z_dim,)
+    y = torch.full((ts.numel(),), a, dtype=torch.int64)  # (T,)
+    with eval_mode(G):
+        if mode == "seeds":
+            z = slerp(z_a, sample_latents(1, G.z_dim, seed_b, truncation)[0], ts)  # (T, z_dim)
+            return generate(G, z, y)
+        b = class_index(G, class_b)
+        # one forward per point: each needs its own blend weight
+        return torch.cat([_generate_blended(G, z_a[None], y[:1], b, float(t)) for t in ts])  # (T, 3, S, S)
+
+
+def _generate_blended(G: nn.Module, z: torch.Tensor, y: torch.Tensor, class_b: int, t: float) -> torch.Tensor:
+    with blend_class(G, class_b, t):
+        return generate(G, z, y)
+
+
+def render_interpolation(G: nn.Module, t: float, mode: str = "seeds", class_a: str | int = 0,
+                         class_b: str | int = 1, seed_a: int = 0, seed_b: int = 1,
+                         truncation: float | None = None, scale: int = 3) -> bytes:
+    """PNG bytes of three pictures: the start of the walk | the point ``t`` | the end (see ``interpolate``)."""
+    images = interpolate(G, torch.tensor([0.0, float(t), 1.0]), mode, class_a, class_b, seed_a, seed_b, truncation)
+    return png_bytes(to_image_grid(images, nrow=3), scale)
+
+
+def median_seconds(fn: Callable[[int], object], repeats: int = 20) -> float:
+    """Median wall-clock time of ``fn(i)`` for i = 0..repeats-1 (after one warm-up call)."""
+    fn(-1)
+    times = []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        fn(i)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# ----------------------------------------------------------------------------------------------
+# A generator to play with
+
+
+PRETRAINED_SIZE = ModelConfig(g_width=48, d_width=32)  # the architecture of data/pretrained/generator.pt
+
+
+@torch.no_grad()
+def stand_in_generator(cfg: ModelConfig = PRETRAINED_SIZE, seed: int = 0) -> nn.Module:
+    """An untrained generator that still shows something per class, in eval mode.
+
+    A fresh projection G starts with every class's BatchNorm gain at 1 and bias at 0, so all
+    classes would draw the same picture; here the class embeddings get random values instead
+    (gain ~ N(1, 0.5), bias ~ N(0, 0.5)), and BatchNorm's running statistics are measured on a
+    few generated batches, since the initial ones (mean 0, var 1) would turn eval-mode output grey.
+    The pictures are coloured noise: the widgets work, the samples mean nothing yet.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        G = build_generator(cfg)
+        g = torch.Generator().manual_seed(seed)
+        for name, m in G.named_modules():
+            if isinstance(m, nn.Embedding):
+                base = 1.0 if name.endswith("gamma") else 0.0  # CBN gain, else a bias or a label embedding
+                m.weight.copy_(base + 0.5 * torch.randn(m.weight.shape, generator=g))
+        recalibrate_batchnorm(G, batches=4, batch_size=64, seed=seed)
+    G.classes = list(CLASSES[:cfg.num_classes]) if cfg.num_classes == len(CLASSES) else None
+    return G.eval()
+
+
+def load_generator_or_stand_in(device: str | torch.device = "cpu") -> tuple[nn.Module, str]:
+    """The pretrained generator if ``data/pretrained/generator.pt`` is there, else
+    ``stand_in_generator()``; returns (G, a sentence saying which one it is)."""
+    from .pretrained import GENERATOR_FILE, PretrainedMissing, load_generator
+
+    try:
+        return load_generator(device), f"pretrained generator from {GENERATOR_FILE.name}"
+    except PretrainedMissing:
+        return (stand_in_generator().to(device),
+                f"{GENERATOR_FILE.name} not found: using an UNTRAINED stand-in of the same size "
+                "(samples are noise; the widgets work the same)")
+
+
+# ----------------------------------------------------------------------------------------------
+# Widgets: wiring only
+
+
+class ClassSampler:
+    """Dropdown (class), seed, sample count, truncation, "new seed" button -> one PNG image.
+
+    Every control change redraws through ``render_samples``; ``display(sampler)`` shows it.
+    Attributes are the ipywidgets themselves, so tests and notebooks can set ``.value`` and
+    call ``.click()``.
+    """
+
+    def __init__(self, G: nn.Module, class_name: str | None = None, seed: int = 0, n: int = 16,
+                 truncation: float | None = None, scale: int = 2):
+        import ipywidgets as W
+
+        self.G, self.scale = G, scale
+        names = class_names(G)
+        self._rng = random.Random(seed)  # "new seed" is reproducible too
+        class_name = names[class_index(G, class_name or 0)]  # a clear error for an unknown name
+        self.class_dropdown = W.Dropdown(options=names, value=class_name, description="class")
+        self.seed = W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed")
+        self.n = W.IntSlider(value=n, min=1, max=MAX_SAMPLES, description="samples")
+        self.truncate = W.Checkbox(value=truncation is not None, description="truncate z", indent=False)
+        self.truncation = W.FloatSlider(value=truncation or 1.0, min=0.2, max=2.0, step=0.1,
+                                        description="truncation", disabled=truncation is None)
+        self.new_seed_button = W.Button(description="new seed", icon="dice")
+        self.image = W.Image(format="png")
+        self.status = W.Label()
+        for control in (self.class_dropdown, self.seed, self.n, self.truncate, self.truncation):
+            control.observe(self._on_change, names="value")
+        self.new_seed_button.on_click(self._on_new_seed)
+        self.widget = W.VBox([
+            W.HBox([self.class_dropdown, self.seed, self.new_seed_button]),
+            W.HBox([self.n, self.truncate, self.truncation]),
+            self.image, self.status])
+        self.widget.add_class("cgan-class-sampler")  # a handle for the browser test
+        self.update()
+
+    def values(self) -> dict:
+        """The current control values as ``render_samples`` keyword arguments."""
+        return {"class_name": self.class_dropdown.value, "seed": int(self.seed.value), "n": int(self.n.value),
+                "truncation": float(self.truncation.value) if self.truncate.value else None,
+                "scale": self.scale}
+
+    def update(self) -> None:
+        t0 = time.perf_counter()
+        self.image.value = render_samples(self.G, **self.values())
+        self.status.value = f"rendered in {1000 * (time.perf_counter() - t0):.0f} ms"
+
+    def _on_change(self, change: dict) -> None:
+        self.truncation.disabled = not self.truncate.value
+        self.update()
+
+    def _on_new_seed(self, _button) -> None:
+        self.seed.value = self._rng.randrange(self.seed.max)  # the observer redraws
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+class InterpolationView:
+    """Start | point t | end of a walk between two seeds or two classes, t on a slider."""
+
+    def __init__(self, G: nn.Module, mode: str = "seeds", class_a: str | None = None, class_b: str | None = None,
+                 seed_a: int = 0, seed_b: int = 1, t: float = 0.5, truncation: float | None = None, scale: int = 3):
+        import ipywidgets as W
+
+        self.G, self.truncation, self.scale, self._quiet = G, truncation, scale, False
+        names = class_names(G)
+        class_a, class_b = names[class_index(G, class_a or 0)], names[class_index(G, class_b or min(1, len(names) - 1))]
+        self._rng = random.Random(seed_a)
+        self.mode = W.ToggleButtons(options=[("between two seeds", "seeds"), ("between two classes", "classes")],
+                                    value=mode, description="walk")
+        self.class_a = W.Dropdown(options=names, value=class_a, description="class A")
+        self.class_b = W.Dropdown(options=names, value=class_b, description="class B")
+        self.seed_a = W.BoundedIntText(value=seed_a, min=0, max=2**31 - 1, description="seed A")
+        self.seed_b = W.BoundedIntText(value=seed_b, min=0, max=2**31 - 1, description="seed B")
+        self.t = W.FloatSlider(value=t, min=0.0, max=1.0, step=0.05, description="t", continuous_update=True)
+        self.new_seeds_button = W.Button(description="new seeds", icon="dice")
+        self.image = W.Image(format="png")
+        for control in (self.mode, self.class_a, self.class_b, self.seed_a, self.seed_b, self.t):
+            control.observe(self._on_change, names="value")
+        self.new_seeds_button.on_click(self._on_new_seeds)
+        self.widget = W.VBox([self.mode, W.HBox([self.class_a, self.class_b]),
+                              W.HBox([self.seed_a, self.seed_b, self.new_seeds_button]), self.t, self.image])
+        self.widget.add_class("cgan-interpolation")
+        self._sync_enabled()
+        self.update()
+
+    def values(self) -> dict:
+        """The current control values as ``render_interpolation`` keyword arguments."""
+        return {"t": float(self.t.value), "mode": self.mode.value, "class_a": self.class_a.value,
+                "class_b": self.class_b.value, "seed_a": int(self.seed_a.value), "seed_b": int(self.seed_b.value),
+                "truncation": self.truncation, "scale": self.scale}
+
+    def update(self) -> None:
+        self.image.value = render_interpolation(self.G, **self.values())
+
+    def _sync_enabled(self) -> None:
+        self.class_b.disabled = self.mode.value == "seeds"  # a seed walk stays in class A
+        self.seed_b.disabled = self.mode.value == "classes"  # a class walk keeps seed A's z
+
+    def _on_change(self, change: dict) -> None:
+        self._sync_enabled()
+        if not self._quiet:
+            self.update()
+
+    def _on_new_seeds(self, _button) -> None:
+        self._quiet = True  # set both seeds, then redraw once
+        try:
+            self.seed_a.value = self._rng.randrange(self.seed_a.max)
+            self.seed_b.value = self._rng.randrange(self.seed_b.max)
+        finally:
+            self._quiet = False
+        self.update()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
