@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import CLASSES, REPO_ROOT, load_cifar10, to_unit_range
+from .data import CLASSES, REPO_ROOT, DatasetError, load_cifar10, to_unit_range
 from .train import CheckpointError, load_checkpoint, save_checkpoint
 
 CLASSIFIER_FILE = REPO_ROOT / "data" / "pretrained" / "classifier.pt"
@@ -239,6 +239,9 @@ def train_classifier(train_data: tuple[torch.Tensor, torch.Tensor], cfg: TrainCl
         log(f"resumed from {checkpoint} after epoch {start_epoch} ({seconds:.0f} s so far)")
     log(f"classifier {model_cfg.widths}, {count_parameters(model):,} params, {len(images)} train images, "
         f"{cfg.epochs} epochs x {steps_per_epoch} steps, bf16 autocast {use_bf16}, threads {torch.get_num_threads()}")
+    # test folders are sorted by class: a random (not the first) 2,000 covers all ten classes
+    quick = torch.randperm(len(test_data[1]), generator=torch.Generator().manual_seed(0))[:2000] \
+        if test_data is not None else None
     model.train()
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.time()
@@ -268,8 +271,8 @@ def train_classifier(train_data: tuple[torch.Tensor, torch.Tensor], cfg: TrainCl
                     f"{per_step * steps_per_epoch * (cfg.epochs - epoch) / 60:.0f} min to go")
         seconds += time.time() - t0
         entry = {"epoch": epoch + 1, "loss": loss_sum / seen, "train_acc": correct / seen, "seconds": round(seconds, 1)}
-        if test_data is not None:  # a quick look: 2,000 test images, no TTA
-            entry["test_acc_2k"] = accuracy(model, test_data[0][:2000], test_data[1][:2000], tta=False)
+        if test_data is not None:  # a quick look: 2,000 test images of all classes, no TTA
+            entry["test_acc_2k"] = accuracy(model, test_data[0][quick], test_data[1][quick], tta=False)
         history.append(entry)
         if checkpoint is not None:
             save_checkpoint(checkpoint, {"model": model.state_dict(), "opt": opt.state_dict(), "rng": gen.get_state(),
@@ -279,6 +282,16 @@ def train_classifier(train_data: tuple[torch.Tensor, torch.Tensor], cfg: TrainCl
     model = model.to(memory_format=torch.contiguous_format).float().eval()
     return model, {"epochs": cfg.epochs, "train_seconds": round(seconds, 1), "history": history,
                    "bf16_autocast": use_bf16}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _cfg_dict(cfg: ClassifierConfig) -> dict:
@@ -334,7 +347,9 @@ def load_classifier(device: str | torch.device = "cpu", path: str | Path | None 
     model = Classifier(ClassifierConfig(**{**cfg, "widths": tuple(cfg["widths"])}))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
     model.classes = list(state.get("classes", CLASSES))
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    # channels-last weights make CPU convolutions ~1.7x faster (inputs may stay NCHW)
+    return model.to(memory_format=torch.channels_last) if model.stem.weight.device.type == "cpu" else model
 
 
 # ----------------------------------------------------------------------------------------------
@@ -356,15 +371,25 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-bf16", action="store_true", help="train in float32 (slower on CPUs with bf16)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=str(CLASSIFIER_FILE.relative_to(REPO_ROOT)))
-    p.add_argument("--checkpoint", default="runs/classifier/checkpoint.pt", help="per-epoch state for --resume")
+    p.add_argument("--checkpoint", default="runs/classifier/checkpoint.pt", help="per-epoch state; if the file exists the run resumes from it (delete it to start over)")
     p = sub.choices["evaluate"]
     p.add_argument("--weights", default=None, help="default: data/pretrained/classifier.pt")
     args = parser.parse_args(argv)
+    try:
+        _run(args, argv)
+    except (DatasetError, CheckpointError, FileNotFoundError) as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> None:
+    from .data import resolve_source
+    from .metrics import describe_source
+
     if args.threads:
         torch.set_num_threads(args.threads)
-    test = load_cifar10(args.data_root, train=False, source=args.source)
-    source_name = "cifar10-jpg mirror" if args.source in ("folder", "auto") and args.data_root and "jpg" in str(args.data_root) \
-        else args.source
+    source, root = (args.source, args.data_root) if args.source != "auto" else resolve_source(args.data_root, train=False)
+    source_name = describe_source(source, root)
+    test = load_cifar10(root, train=False, source=source)
     if args.command == "evaluate":
         model = load_classifier(path=args.weights)
         t0 = time.time()
@@ -382,7 +407,7 @@ def main(argv: list[str] | None = None) -> None:
             "training": {**dataclasses.asdict(cfg), "train_seconds": summary["train_seconds"],
                          "train_minutes": round(summary["train_seconds"] / 60, 1),
                          "bf16_autocast": summary["bf16_autocast"], "threads": torch.get_num_threads(),
-                         "hardware": "2-core CPU", "cpu": platform.processor() or platform.machine(),
+                         "hardware": "2-core CPU", "cpu": _cpu_name(),
                          "torch": torch.__version__, "history": summary["history"],
                          "command": "python -m cgan_course.classifier " + " ".join(argv if argv is not None else sys.argv[1:])}}
     out = export_classifier(model, args.out, card)

@@ -27,6 +27,7 @@ import hashlib
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,10 +75,12 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
         return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * _trace_sqrt_product(sigma1, sigma2))
     if method != "sqrtm":
         raise ValueError(f"method must be 'sqrtm', 'eigh' or 'auto', got {method!r}")
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():  # singular product (e.g. fewer samples than dimensions)
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    with warnings.catch_warnings():  # singular products are expected (few samples); handled below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1 @ sigma2)
+        if not np.isfinite(covmean).all():  # singular product (e.g. fewer samples than dimensions)
+            offset = np.eye(sigma1.shape[0]) * eps
+            covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
             raise ValueError(f"sqrtm(sigma1 @ sigma2) has a large imaginary part "
@@ -194,7 +197,7 @@ class ClassifierFeatures(FeatureExtractor):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.dim = self.model.feature_dim
         self.batch_size = batch_size
-        self.fingerprint = sha256(CLASSIFIER_FILE)[:12] if model is None else f"model{id(model):x}"
+        self.fingerprint = sha256(CLASSIFIER_FILE)[:12] if model is None else _weights_digest(self.model)
 
     def _forward(self, x):
         x = x.to(self.device)
@@ -202,6 +205,15 @@ class ClassifierFeatures(FeatureExtractor):
             x = x.contiguous(memory_format=torch.channels_last)
         f = self.model.features(x)
         return f, self.model.head(f) * self.model.cfg.logit_scale
+
+
+def _weights_digest(model: nn.Module) -> str:
+    """A short hash of a model's weights: reference statistics cached for other weights never match."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:12]
 
 
 class InceptionFeatures(FeatureExtractor):
@@ -368,9 +380,9 @@ def describe_source(source: str, root: str | os.PathLike | None = None) -> str:
 def _resolve_source(source: str, root, split: str) -> tuple[str, Path | None]:
     if source != "auto":
         return source, Path(root) if root is not None else None
-    from .data import _resolve_auto
+    from .data import resolve_source
 
-    return _resolve_auto(Path(root) if root is not None else REPO_ROOT / "data", split, False)
+    return resolve_source(root, train=split == "train")
 
 
 def stats_from_features(features: torch.Tensor, labels: torch.Tensor | None, extractor: str, split: str,
@@ -503,13 +515,15 @@ class Score:
     reference_split: str | None = None  # "train", "test" or None (IS, label accuracy)
     data_source: str | None = None  # e.g. "cifar10-jpg mirror"
     details: dict = field(default_factory=dict, repr=False)  # per-class values, std, confusion matrix
+    reference_count: int | None = None  # images behind the reference statistics
 
     def __float__(self) -> float:
         return float(self.value)
 
     def __str__(self) -> str:
         if self.metric in ("FD", "intra-FD"):
-            ref = f" vs {self.reference_split} split, {self.data_source}" if self.reference_split else ""
+            n_ref = f" ({self.reference_count:,} images)" if self.reference_count else ""
+            ref = f" vs {self.reference_split} split{n_ref}, {self.data_source}" if self.reference_split else ""
             return (f"{self.metric}_{self.extractor} = {self.value:.2f} ({self.extractor} features, "
                     f"{self.num_samples:,} samples{ref})")
         if self.metric == "IS":
@@ -522,7 +536,7 @@ class Score:
     def as_dict(self) -> dict:
         return {"metric": self.metric, "value": self.value, "extractor": self.extractor,
                 "num_samples": self.num_samples, "reference_split": self.reference_split,
-                "data_source": self.data_source}
+                "reference_count": self.reference_count, "data_source": self.data_source}
 
 
 def _as_stats(source, extractor: FeatureExtractor | None, num_samples: int, labels: torch.Tensor | None,
@@ -545,7 +559,7 @@ def fd_between(a: FeatureStats, b: FeatureStats, method: str = "auto") -> Score:
         raise ValueError(f"cannot compare {a.extractor} features with {b.extractor} features: use one extractor.")
     value = frechet_distance(a.mean, a.cov, b.mean, b.cov, method=method)
     return Score("FD", value, a.extractor, a.count, b.split, b.data_source,
-                 {"samples": f"{a.count:,} {a.split} ({a.data_source})"})
+                 {"samples": f"{a.count:,} {a.split} ({a.data_source})"}, reference_count=b.count)
 
 
 def fid(source, reference: FeatureStats, extractor: FeatureExtractor | None = None, num_samples: int = 10_000,
@@ -558,7 +572,8 @@ def fid(source, reference: FeatureStats, extractor: FeatureExtractor | None = No
         raise ValueError(f"the reference holds {reference.extractor} features but the samples {stats.extractor} "
                          "features; compute both with the same extractor.")
     value = frechet_distance(stats.mean, stats.cov, reference.mean, reference.cov, method=method)
-    return Score("FD", value, reference.extractor, stats.count, reference.split, reference.data_source)
+    return Score("FD", value, reference.extractor, stats.count, reference.split, reference.data_source,
+                 reference_count=reference.count)
 
 
 def intra_fid(source, reference: FeatureStats, extractor: FeatureExtractor | None = None,
@@ -577,7 +592,7 @@ def intra_fid(source, reference: FeatureStats, extractor: FeatureExtractor | Non
                             method=method)
            for c in range(len(reference.class_mean))]
     return Score("intra-FD", float(np.mean(per)), reference.extractor, stats.count, reference.split,
-                 reference.data_source, {"per_class": per})
+                 reference.data_source, {"per_class": per}, reference_count=reference.count)
 
 
 def inception_score_from_logits(logits: torch.Tensor, splits: int = 10) -> tuple[float, float]:

@@ -102,6 +102,30 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return direction * ((1 - t) * n0 + t * n1)
 
 
+
+@torch.no_grad()
+def interpolate_classes(G: nn.Module, z: torch.Tensor, y0: int, y1: int, t: torch.Tensor) -> torch.Tensor:
+    """One latent ``z [z_dim]`` drawn while the class slides from ``y0`` to ``y1``: images ``[T, 3, S, S]``.
+
+    The course's generators read the class only through ``nn.Embedding`` lookups (CBN gains and
+    biases, or the classic label embedding), so mixing the looked-up vectors,
+    (1 - t) E[y0] + t E[y1], is the same as feeding G a soft one-hot label.
+    """
+    device = _device_of(G)
+    t = t.view(-1, 1).to(device)  # (T, 1): broadcasts over the embedding width
+    y_a = torch.full((t.shape[0],), y0, dtype=torch.long, device=device)
+    y_b = torch.full_like(y_a, y1)
+
+    def mix(module: nn.Module, inputs, output: torch.Tensor) -> torch.Tensor:
+        return (1 - t) * output + t * nn.functional.embedding(y_b, module.weight)
+
+    handles = [m.register_forward_hook(mix) for m in G.modules() if isinstance(m, nn.Embedding)]
+    try:
+        return G(z.reshape(1, -1).expand(t.shape[0], -1).to(device), y_a).float().cpu()  # (T, z_dim) -> (T, 3, S, S)
+    finally:
+        for h in handles:
+            h.remove()
+
 @torch.no_grad()
 def recalibrate_batchnorm(G: nn.Module, batches: int = 20, batch_size: int = 256, seed: int = 0) -> nn.Module:
     """Recompute every BatchNorm's running statistics from ``batches`` generated batches

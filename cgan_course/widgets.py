@@ -25,7 +25,8 @@ import torch.nn as nn
 
 from .data import CLASSES
 from .models import ModelConfig, build_generator
-from .sampling import generate, grid_side, recalibrate_batchnorm, sample_latents, slerp, to_image_grid
+from .sampling import (generate, grid_side, interpolate_classes, recalibrate_batchnorm, sample_latents, slerp,
+                       to_image_grid)
 
 MAX_SAMPLES = 64  # a grid larger than 8x8 stops feeling live on a CPU
 INTERPOLATION_MODES = ("seeds", "classes")
@@ -108,28 +109,10 @@ def render_samples(G: nn.Module, class_name: str | int, seed: int = 0, n: int = 
     return png_bytes(to_image_grid(images, nrow=grid_side(n)), scale)
 
 
-@contextlib.contextmanager
-def blend_class(G: nn.Module, class_b: int, t: float) -> Iterator[None]:
-    """Inside this context, every ``nn.Embedding`` of ``G`` returns (1 - t) e(y) + t e(class_b)
-    instead of e(y): G(z, y=a) then draws "a fraction t of the way" from class a to class b.
-
-    This is how class information enters both of the course's generators (the classic CGAN's
-    label embedding, the projection G's conditional-BatchNorm gains and biases)."""
-    embeddings = [m for m in G.modules() if isinstance(m, nn.Embedding)]
-    if not embeddings:
+def _check_embeddings(G: nn.Module) -> None:
+    if not any(isinstance(m, nn.Embedding) for m in G.modules()):
         raise ValueError("class interpolation needs a generator whose class enters through nn.Embedding "
                          "layers (both cgan_course generators do); interpolate between seeds instead.")
-
-    def hook(module: nn.Module, inputs: tuple, out: torch.Tensor) -> torch.Tensor:
-        e_b = module.weight[torch.full_like(inputs[0], class_b)]  # (B, E), like out
-        return torch.lerp(out, e_b, t)
-
-    handles = [m.register_forward_hook(hook) for m in embeddings]
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def interpolate(G: nn.Module, ts: torch.Tensor, mode: str = "seeds", class_a: str | int = 0,
@@ -139,7 +122,7 @@ def interpolate(G: nn.Module, ts: torch.Tensor, mode: str = "seeds", class_a: st
 
     ``mode="seeds"``: class ``class_a`` fixed, z slerps from seed ``seed_a``'s latent to ``seed_b``'s.
     ``mode="classes"``: z fixed (seed ``seed_a``), the class embeddings move from ``class_a`` to
-    ``class_b`` (see ``blend_class``); ``seed_b`` is ignored.
+    ``class_b`` (``sampling.interpolate_classes``); ``seed_b`` is ignored.
     """
     if mode not in INTERPOLATION_MODES:
         raise ValueError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
@@ -153,14 +136,8 @@ def interpolate(G: nn.Module, ts: torch.Tensor, mode: str = "seeds", class_a: st
         if mode == "seeds":
             z = slerp(z_a, sample_latents(1, G.z_dim, seed_b, truncation)[0], ts)  # (T, z_dim)
             return generate(G, z, y)
-        b = class_index(G, class_b)
-        # one forward per point: each needs its own blend weight
-        return torch.cat([_generate_blended(G, z_a[None], y[:1], b, float(t)) for t in ts])  # (T, 3, S, S)
-
-
-def _generate_blended(G: nn.Module, z: torch.Tensor, y: torch.Tensor, class_b: int, t: float) -> torch.Tensor:
-    with blend_class(G, class_b, t):
-        return generate(G, z, y)
+        _check_embeddings(G)
+        return interpolate_classes(G, z_a, a, class_index(G, class_b), ts)  # (T, 3, S, S)
 
 
 def render_interpolation(G: nn.Module, t: float, mode: str = "seeds", class_a: str | int = 0,
@@ -237,17 +214,18 @@ class ClassSampler:
     call ``.click()``.
     """
 
-    def __init__(self, G: nn.Module, class_name: str | None = None, seed: int = 0, n: int = 16,
+    def __init__(self, G: nn.Module, class_name: str | int | None = None, seed: int = 0, n: int = 16,
                  truncation: float | None = None, scale: int = 2):
         import ipywidgets as W
 
         self.G, self.scale = G, scale
         names = class_names(G)
         self._rng = random.Random(seed)  # "new seed" is reproducible too
-        class_name = names[class_index(G, class_name or 0)]  # a clear error for an unknown name
-        self.class_dropdown = W.Dropdown(options=names, value=class_name, description="class")
-        self.seed = W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed")
-        self.n = W.IntSlider(value=n, min=1, max=MAX_SAMPLES, description="samples")
+        class_name = names[class_index(G, class_name if class_name is not None else 0)]  # clear error if unknown
+        narrow = dict(style={"description_width": "70px"}, layout=W.Layout(width="240px"))
+        self.class_dropdown = W.Dropdown(options=names, value=class_name, description="class", **narrow)
+        self.seed = W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", **narrow)
+        self.n = W.IntSlider(value=n, min=1, max=MAX_SAMPLES, description="samples", **narrow)
         self.truncate = W.Checkbox(value=truncation is not None, description="truncate z", indent=False)
         self.truncation = W.FloatSlider(value=truncation or 1.0, min=0.2, max=2.0, step=0.1,
                                         description="truncation", disabled=truncation is None)
@@ -289,21 +267,27 @@ class ClassSampler:
 class InterpolationView:
     """Start | point t | end of a walk between two seeds or two classes, t on a slider."""
 
-    def __init__(self, G: nn.Module, mode: str = "seeds", class_a: str | None = None, class_b: str | None = None,
-                 seed_a: int = 0, seed_b: int = 1, t: float = 0.5, truncation: float | None = None, scale: int = 3):
+    def __init__(self, G: nn.Module, mode: str = "seeds", class_a: str | int | None = None,
+                 class_b: str | int | None = None, seed_a: int = 0, seed_b: int = 1, t: float = 0.5,
+                 truncation: float | None = None, scale: int = 3):
         import ipywidgets as W
 
         self.G, self.truncation, self.scale, self._quiet = G, truncation, scale, False
         names = class_names(G)
-        class_a, class_b = names[class_index(G, class_a or 0)], names[class_index(G, class_b or min(1, len(names) - 1))]
+        if mode not in INTERPOLATION_MODES:
+            raise ValueError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
+        class_a = names[class_index(G, class_a if class_a is not None else 0)]  # clear errors for bad names
+        class_b = names[class_index(G, class_b if class_b is not None else min(1, len(names) - 1))]
         self._rng = random.Random(seed_a)
         self.mode = W.ToggleButtons(options=[("between two seeds", "seeds"), ("between two classes", "classes")],
                                     value=mode, description="walk")
-        self.class_a = W.Dropdown(options=names, value=class_a, description="class A")
-        self.class_b = W.Dropdown(options=names, value=class_b, description="class B")
-        self.seed_a = W.BoundedIntText(value=seed_a, min=0, max=2**31 - 1, description="seed A")
-        self.seed_b = W.BoundedIntText(value=seed_b, min=0, max=2**31 - 1, description="seed B")
-        self.t = W.FloatSlider(value=t, min=0.0, max=1.0, step=0.05, description="t", continuous_update=True)
+        narrow = dict(style={"description_width": "70px"}, layout=W.Layout(width="240px"))
+        self.class_a = W.Dropdown(options=names, value=class_a, description="class A", **narrow)
+        self.class_b = W.Dropdown(options=names, value=class_b, description="class B", **narrow)
+        self.seed_a = W.BoundedIntText(value=seed_a, min=0, max=2**31 - 1, description="seed A", **narrow)
+        self.seed_b = W.BoundedIntText(value=seed_b, min=0, max=2**31 - 1, description="seed B", **narrow)
+        self.t = W.FloatSlider(value=t, min=0.0, max=1.0, step=0.05, description="t", continuous_update=True,
+                               style={"description_width": "70px"}, layout=W.Layout(width="490px"))
         self.new_seeds_button = W.Button(description="new seeds", icon="dice")
         self.image = W.Image(format="png")
         for control in (self.mode, self.class_a, self.class_b, self.seed_a, self.seed_b, self.t):

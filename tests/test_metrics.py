@@ -221,7 +221,9 @@ def test_generator_fd_is_class_balanced_seeded_and_labelled():
     assert torch.bincount(torch.cat(G.seen), minlength=10).tolist() == [20] * 10
     assert score.num_samples == 200 and np.isfinite(score.value)
     assert float(metrics.fid(RecordingG(), ref, MeanColour(), num_samples=200, seed=1, batch_size=64)) == score.value
-    assert str(score) == (f"FD_meancolour = {score.value:.2f} (meancolour features, 200 samples vs test split, made up)")
+    assert str(score) == (f"FD_meancolour = {score.value:.2f} (meancolour features, 200 samples vs test split "
+                          "(500 images), made up)")
+    assert score.as_dict()["reference_count"] == 500
 
 
 def test_fd_refuses_mixed_feature_spaces():

@@ -7,7 +7,7 @@ pytest.importorskip("ipywidgets")
 
 from cgan_course.data import CLASSES
 from cgan_course.models import ModelConfig, build_generator
-from cgan_course.widgets import (ClassSampler, InterpolationView, blend_class, class_names, interpolate,
+from cgan_course.widgets import (ClassSampler, InterpolationView, class_names, interpolate,
                                  render_interpolation, render_samples, sample_images, stand_in_generator)
 
 SMALL = ModelConfig(g_width=8, d_width=8, z_dim=16)
@@ -105,14 +105,11 @@ def test_interpolation_endpoints_are_the_plain_samples(G):
     assert not torch.allclose(imgs[1], bird, atol=1e-3) and not torch.allclose(imgs[1], cat, atol=1e-3)
 
 
-def test_blend_class_hooks_are_removed(G):
+def test_class_walk_leaves_the_generator_unchanged(G):
     z, y = torch.randn(2, SMALL.z_dim), torch.tensor([0, 0])
     plain = G(z, y)
-    with blend_class(G, class_b=3, t=1.0):
-        as_b = G(z, y)  # t=1: class 0's embeddings fully replaced by class 3's
-    assert torch.allclose(as_b, G(z, torch.tensor([3, 3])), atol=1e-5)
-    assert not torch.allclose(as_b, plain, atol=1e-3)
-    assert torch.equal(G(z, y), plain)  # hooks gone
+    interpolate(G, torch.tensor([0.0, 1.0]), "classes", 0, 3)  # hooks the embeddings while it runs
+    assert torch.equal(G(z, y), plain)
 
 
 def test_bad_input_gets_a_clear_error(G):
@@ -124,6 +121,13 @@ def test_bad_input_gets_a_clear_error(G):
         render_interpolation(G, 1.5)
     with pytest.raises(ValueError, match="unknown class"):
         ClassSampler(G, class_name="kitten")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        InterpolationView(G, mode="styles")
+    from cgan_course.toy import MLPGenerator  # one-hot conditioning: no embedding to blend
+    mlp = MLPGenerator(z_dim=4, num_classes=10)
+    with pytest.raises(ValueError, match="nn.Embedding"):
+        interpolate(mlp, torch.tensor([0.5]), "classes", 0, 1)
+    assert InterpolationView(G, class_a=2, class_b=0).values()["class_b"] == "airplane"  # index 0 is a class
     uncond = build_generator(ModelConfig(g_width=8, d_width=8, z_dim=16, num_classes=0))
     with pytest.raises(ValueError, match="unconditional"):
         class_names(uncond)

@@ -1,0 +1,399 @@
+"""Training throughput: the seed tutorials' input pipeline vs the course's, and the speed options.
+
+    python benchmarks/train_throughput.py                  # the real measurement (see README for time)
+    python benchmarks/train_throughput.py --quick          # seconds: checks the plumbing only
+    python benchmarks/train_throughput.py --compile        # CUDA: also try torch.compile
+
+Three configurations, one process, same images (a class-folder tree, default the committed
+1,000-image sample), images/s = real images consumed per second (as ``train()`` logs it):
+
+  (a) the seed tutorials' way: a Dataset that decodes each JPEG/PNG with PIL on every access,
+      ToTensor + Normalize(0.5, 0.5), a DataLoader with worker processes, and the classic CGAN
+      step written out (one D update on real+fake, one G update, BCE, Adam(2e-4, (0.5, 0.999)),
+      EMA) -- the only training loop in this file, kept equal to one ``train()`` step;
+  (b) the same classic model through ``cgan_course.train.train`` and its in-memory
+      ``DeviceBatches`` pipeline;
+  (c) the course's best configuration (projection cGAN, the pretrained recipe) with the speed
+      options ``train()`` turns on for this device by default.
+
+For (a) and (b) it also reports the data-wait share: time from asking for the next batch until
+it is on the device, over the total step time. Then an ablation of each speed option (threads,
+channels_last, precision, compile) on the (c) model, and FLOPs per G+D step
+(``torch.utils.flop_counter``) with the achieved fraction of the device's peak on CUDA.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+from unittest import mock
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO_ROOT, emit, hardware, sync, table, usable_cores  # noqa: E402
+
+import cgan_course.train as train_module  # noqa: E402
+from cgan_course.data import IMAGE_SUFFIXES, DeviceBatches, load_image_folder  # noqa: E402
+from cgan_course.losses import LOSSES  # noqa: E402
+from cgan_course.models import ModelConfig, build_discriminator, build_generator  # noqa: E402
+from cgan_course.train import EMA, TrainConfig, autocast_dtype, pick_device, train  # noqa: E402
+
+# dense (no sparsity) peak TFLOP/s from NVIDIA's datasheets: (name substring, bf16/fp16, tf32).
+# Checked in order, so the more specific names come first. Pass --peak-tflops for anything else.
+PEAK_TFLOPS = [
+    ("H200", 989.4, 494.7),
+    ("H100 PCIe", 756.5, 378.0),
+    ("H100", 989.4, 494.7),  # SXM5 ("NVIDIA H100 80GB HBM3")
+    ("A100", 312.0, 156.0),
+    ("L40S", 362.1, 183.0),
+    ("L4", 121.0, 60.0),
+]
+
+
+def classic_config(num_classes: int) -> ModelConfig:
+    """The classic CGAN of the classroom comparison (and of the seed tutorials)."""
+    return ModelConfig(arch="classic", g_width=64, d_width=64, num_classes=num_classes)
+
+
+def best_config(num_classes: int) -> ModelConfig:
+    """The course's best CPU configuration: the pretrained generator's recipe."""
+    return ModelConfig(arch="projection", backbone="dcgan", g_width=48, d_width=32, num_classes=num_classes)
+
+
+# ----------------------------------------------------------------------------------------------
+# (a) The seed tutorials' pipeline
+
+
+class DecodingFolder(Dataset):
+    """``<folder>/<class>/*.jpg|png``, decoded with PIL on every access, as the tutorials do."""
+
+    def __init__(self, folder: Path, transform):
+        self.classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        self.items = [(f, c) for c, name in enumerate(self.classes)
+                      for f in sorted((folder / name).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        if not self.items:
+            raise SystemExit(f"error: {folder} holds no class folders with images "
+                             f"(expected {folder}/<class>/*.jpg|png); pass --folder.")
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        path, label = self.items[i]
+        with Image.open(path) as im:
+            return self.transform(im.convert("RGB")), label
+
+
+def gan_step(G, D, opt_g, opt_d, x_real, y_real, loss: str, ema: EMA | None = None, step: int = 0) -> None:
+    """One ``train()`` step in fp32 written out: D on (real, fake) in one call, then G, then EMA."""
+    d_loss_fn, g_loss_fn = LOSSES[loss]
+    B, device = x_real.shape[0], x_real.device
+    z = torch.randn(B, G.z_dim, device=device)
+    y_fake = torch.randint(0, G.num_classes, (B,), device=device)
+    with torch.no_grad():
+        x_fake = G(z, y_fake)
+    d_real, d_fake = D(torch.cat([x_real, x_fake]), torch.cat([y_real, y_fake])).chunk(2)
+    loss_d = d_loss_fn(d_real, d_fake)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    z = torch.randn(B, G.z_dim, device=device)
+    y_fake = torch.randint(0, G.num_classes, (B,), device=device)
+    loss_g = g_loss_fn(D(G(z, y_fake), y_fake))
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    if ema is not None:
+        ema.update(G, step)
+
+
+def build_gan(model_cfg: ModelConfig, device: torch.device, lr: float = 2e-4, beta1: float = 0.5):
+    torch.manual_seed(0)
+    G, D = build_generator(model_cfg).to(device), build_discriminator(model_cfg).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(beta1, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(beta1, 0.999))
+    return G, D, opt_g, opt_d
+
+
+def run_tutorial(folder: Path, model_cfg: ModelConfig, device: torch.device, batch_size: int, num_workers: int,
+                 persistent: bool, warmup: int, steps: int) -> dict:
+    """(a): decode-per-access Dataset + DataLoader driving the classic step. The loop synchronises
+    the device once per step to time the data wait, as tutorial loops do with ``loss.item()``."""
+    from torchvision import transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.5,) * 3)])
+    ds = DecodingFolder(folder, tf)
+    if len(ds) < batch_size:
+        raise SystemExit(f"error: {folder} has {len(ds)} images, fewer than one batch of {batch_size}; lower --batch-size.")
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=num_workers, drop_last=True,
+                        pin_memory=device.type == "cuda", persistent_workers=persistent and num_workers > 0)
+    G, D, opt_g, opt_d = build_gan(model_cfg, device)
+    ema = EMA(G, 0.999)
+    G.train(), D.train()
+    it = iter(loader)
+    data_s, t_start = 0.0, None
+    for step in range(warmup + steps):
+        if step == warmup:
+            sync(device)
+            data_s, t_start = 0.0, time.perf_counter()
+        sync(device)
+        t0 = time.perf_counter()
+        try:
+            x_real, y_real = next(it)
+        except StopIteration:  # a new epoch: a new iterator (and, without persistent workers, new workers)
+            it = iter(loader)
+            x_real, y_real = next(it)
+        x_real = x_real.to(device, non_blocking=True)
+        y_real = y_real.to(device, non_blocking=True)
+        sync(device)
+        data_s += time.perf_counter() - t0
+        gan_step(G, D, opt_g, opt_d, x_real, y_real, "bce", ema, step + 1)
+    sync(device)
+    total_s = time.perf_counter() - t_start
+    del it, loader  # stop the workers
+    return {"images_per_s": steps * batch_size / total_s, "ms_per_step": 1000 * total_s / steps,
+            "data_wait_share": data_s / total_s, "images": len(ds), "batches_per_epoch": len(ds) // batch_size}
+
+
+# ----------------------------------------------------------------------------------------------
+# (b), (c) and the ablation: the course's train()
+
+
+class TimedBatches(DeviceBatches):
+    """DeviceBatches that records how long each ``next()`` takes (device synchronised on both sides)."""
+
+    waits: list[float] = []
+
+    def __next__(self):
+        sync(self.device)
+        t0 = time.perf_counter()
+        batch = super().__next__()
+        sync(self.device)
+        TimedBatches.waits.append(time.perf_counter() - t0)
+        return batch
+
+
+def run_train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor], warmup: int, steps: int,
+              time_data: bool = False) -> dict:
+    """Throughput of ``train(cfg)`` over ``steps`` steps after ``warmup`` (from its own log rows).
+
+    ``time_data`` swaps in ``TimedBatches`` to measure the data wait; on a GPU that adds two
+    synchronisations per step, so the throughput is then taken from a separate, untimed run.
+    """
+    with tempfile.TemporaryDirectory(prefix="cgan-bench-") as tmp:
+        cfg = dataclasses.replace(cfg, steps=warmup + steps, log_every=warmup, sample_every=10**9,
+                                  ckpt_every=10**9, progress=False, resume=False, max_minutes=0.0, out=tmp)
+        TimedBatches.waits = []
+        patch = mock.patch.object(train_module, "DeviceBatches", TimedBatches) if time_data else contextlib.nullcontext()
+        log = io.StringIO()
+        with patch, contextlib.redirect_stdout(log):
+            result = train(cfg, data)
+    first, last = result.history[0], result.history[-1]  # rows at step `warmup` and at the end
+    seconds = last["time_s"] - first["time_s"]
+    measured = last["step"] - first["step"]
+    out = {"images_per_s": measured * cfg.d_steps * cfg.batch_size / seconds, "ms_per_step": 1000 * seconds / measured,
+           "log": log.getvalue().strip().splitlines()[0] if log.getvalue().strip() else ""}
+    if time_data:
+        waits = TimedBatches.waits[first["step"] * cfg.d_steps:last["step"] * cfg.d_steps]
+        out["data_wait_share"] = sum(waits) / seconds
+    return out
+
+
+def measure(cfg, data, warmup, steps, device, time_data=False) -> dict:
+    if not time_data or device.type == "cpu":  # on the CPU the timing wrapper costs nothing
+        return run_train(cfg, data, warmup, steps, time_data)
+    res = run_train(cfg, data, warmup, steps)
+    res["data_wait_share"] = run_train(cfg, data, warmup, steps, time_data=True)["data_wait_share"]
+    return res
+
+
+def resolved_options(cfg: TrainConfig, device: torch.device) -> dict:
+    """What train() will actually use for cfg's 'auto' settings on this device."""
+    amp = autocast_dtype(cfg.precision, device)
+    cl = cfg.channels_last == "on" or (cfg.channels_last == "auto" and device.type == "cuda")
+    return {"precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp],
+            "channels_last": cl, "compile": cfg.compile,
+            "threads": (cfg.threads or usable_cores()) if device.type == "cpu" else None}
+
+
+def ablation_variants(base: TrainConfig, device: torch.device, opts: dict, cores: int, try_compile: bool) -> list:
+    """One-factor-at-a-time variants of the (c) configuration: (option, value, config)."""
+    flip = {"fp32": "bf16", "bf16": "fp32", "fp16": "fp32"}
+    rows = []
+    if device.type == "cpu" and cores > 1:
+        rows.append(("threads", "1", dataclasses.replace(base, threads=1)))
+    rows.append(("channels_last", "off" if opts["channels_last"] else "on",
+                 dataclasses.replace(base, channels_last="off" if opts["channels_last"] else "on")))
+    rows.append(("precision", flip[opts["precision"]], dataclasses.replace(base, precision=flip[opts["precision"]])))
+    if try_compile:
+        rows.append(("compile", "off" if opts["compile"] else "on", dataclasses.replace(base, compile=not opts["compile"])))
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# FLOPs
+
+
+def step_flops(model_cfg: ModelConfig, loss: str, device: torch.device, batch_size: int) -> int:
+    """FLOPs of one G+D step (forward and backward; a multiply-add counts 2), counted by
+    ``torch.utils.flop_counter.FlopCounterMode`` on ``gan_step``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    G, D, opt_g, opt_d = build_gan(model_cfg, device)
+    S = model_cfg.image_size
+    x_real = torch.rand(batch_size, 3, S, S, device=device) * 2 - 1
+    y_real = torch.randint(0, model_cfg.num_classes, (batch_size,), device=device)
+    with FlopCounterMode(display=False) as counter:
+        gan_step(G, D, opt_g, opt_d, x_real, y_real, loss)
+    return int(counter.get_total_flops())
+
+
+def peak_tflops(device: torch.device, precision: str, override: float | None) -> tuple[float | None, str]:
+    if override:
+        return override, f"{override} TFLOP/s (--peak-tflops)"
+    if device.type != "cuda":
+        return None, "no peak for CPUs (pass --peak-tflops)"
+    name = torch.cuda.get_device_name(device)
+    for key, bf16, tf32 in PEAK_TFLOPS:
+        if key in name:
+            value = tf32 if precision == "fp32" else bf16
+            kind = "TF32" if precision == "fp32" else "BF16/FP16"
+            return value, f"{value} TFLOP/s dense {kind} ({key} datasheet, matched {name!r})"
+    return None, f"unknown GPU {name!r}: pass --peak-tflops"
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--folder", default=str(REPO_ROOT / "data" / "cifar10-sample" / "train"),
+                   help="a folder of class folders of 32x32 images (default: the committed 1,000-image sample)")
+    p.add_argument("--num-workers", type=int, default=2, help="DataLoader workers for (a) (default 2)")
+    p.add_argument("--persistent-workers", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep (a)'s workers across epochs: the steady state of a large dataset, where "
+                        "worker start-up is amortised over many batches (default: on)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=None, help="measured steps per configuration (default: 30 CPU, 300 GPU)")
+    p.add_argument("--warmup", type=int, default=None, help="steps not measured (default: 5 CPU, 50 GPU)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--compile", action="store_true", help="include torch.compile in (c) and the ablation (CUDA)")
+    p.add_argument("--no-ablation", action="store_true", help="skip the speed-option ablation")
+    p.add_argument("--peak-tflops", type=float, default=None, help="device peak for the fraction-of-peak line")
+    p.add_argument("--quick", action="store_true", help="tiny run (seconds) that checks the plumbing; numbers meaningless")
+    p.add_argument("--out", help="also save the JSON result to this file")
+    args = p.parse_args(argv)
+
+    device = pick_device(args.device)
+    gpu = device.type == "cuda"
+    steps = args.steps or (2 if args.quick else 300 if gpu else 30)
+    warmup = args.warmup or (1 if args.quick else 50 if gpu else 5)
+    batch = 16 if args.quick and args.batch_size == 64 else args.batch_size
+    cores = usable_cores()
+    if device.type == "cpu":
+        torch.set_num_threads(cores)
+    folder = Path(args.folder).expanduser().resolve()
+    if not folder.is_dir():
+        raise SystemExit(f"error: --folder {folder} is not a folder (expected <folder>/<class>/*.jpg|png).")
+    print(f"device {device}, {cores} usable cores, batch {batch}, {warmup} warm-up + {steps} measured steps"
+          f"{' (QUICK: plumbing check, numbers meaningless)' if args.quick else ''}")
+
+    images, labels, classes = load_image_folder(folder.parent, folder.name, cache=False)
+    data = (images, labels)
+    n_cls = len(classes)
+    classic = TrainConfig(model=classic_config(n_cls), loss="bce", beta1=0.5, batch_size=batch, ema_decay=0.999,
+                          device=str(device), threads=cores if device.type == "cpu" else 0, hflip=True)
+    best = TrainConfig(model=best_config(n_cls), loss="hinge", beta1=0.5, batch_size=batch, ema_decay=0.999,
+                       device=str(device), threads=cores if device.type == "cpu" else 0, compile=args.compile and gpu)
+    # (b) is the like-for-like of (a): fp32, no channels_last, on every device, so that (b)/(a)
+    # isolates the input pipeline; (c) and the ablation start from train()'s "auto" defaults
+    classic = dataclasses.replace(classic, precision="fp32", channels_last="off")
+
+    print(f"(a) tutorial pipeline: {args.num_workers} workers ...", flush=True)
+    res_a = run_tutorial(folder, classic.model, device, batch, args.num_workers, args.persistent_workers, warmup, steps)
+    print("(b) course pipeline, classic CGAN ...", flush=True)
+    res_b = measure(classic, data, warmup, steps, device, time_data=True)
+    print("(c) course best configuration ...", flush=True)
+    opts_c = resolved_options(best, device)
+    res_c = measure(best, data, warmup, steps, device)
+
+    rows = [["(a) tutorial: PIL decode + ToTensor/Normalize + DataLoader", "classic g64/d64, fp32",
+             res_a["images_per_s"], res_a["ms_per_step"], 100 * res_a["data_wait_share"]],
+            ["(b) course: DeviceBatches + train()", "classic g64/d64, fp32",
+             res_b["images_per_s"], res_b["ms_per_step"], 100 * res_b["data_wait_share"]],
+            ["(c) course best: DeviceBatches + train()",
+             f"projection g48/d32, {opts_c['precision']}, channels_last {'on' if opts_c['channels_last'] else 'off'}"
+             f"{', compile' if opts_c['compile'] else ''}", res_c["images_per_s"], res_c["ms_per_step"], None]]
+    print()
+    print(table(rows, ["pipeline", "model / options", "images/s", "ms/step", "data wait %"]))
+    ratios = {"b_over_a": res_b["images_per_s"] / res_a["images_per_s"],
+              "c_over_a": res_c["images_per_s"] / res_a["images_per_s"],
+              "c_over_b": res_c["images_per_s"] / res_b["images_per_s"]}
+    print(f"\nspeed-up: (b)/(a) {ratios['b_over_a']:.2f}x (same model: the input pipeline alone), "
+          f"(c)/(a) {ratios['c_over_a']:.2f}x, (c)/(b) {ratios['c_over_b']:.2f}x")
+    print(f"(a): {res_a['images']} images, {res_a['batches_per_epoch']} batches per epoch, "
+          f"persistent workers {'on' if args.persistent_workers else 'off'}")
+
+    ablation = []
+    if not args.no_ablation:
+        print("\nablation on the (c) model, one option changed at a time ...", flush=True)
+        ablation.append({"option": "(c) as above", "value": "auto", **opts_c, "images_per_s": res_c["images_per_s"],
+                         "ms_per_step": res_c["ms_per_step"], "vs_c": 1.0})
+        for option, value, cfg in ablation_variants(best, device, opts_c, cores, args.compile and gpu):
+            try:
+                res = measure(cfg, data, warmup, steps, device)
+            except Exception as err:  # e.g. compile without a working compiler; report, keep going
+                print(f"  {option}={value}: failed ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
+                continue
+            ablation.append({"option": option, "value": value, **resolved_options(cfg, device),
+                             "images_per_s": res["images_per_s"], "ms_per_step": res["ms_per_step"],
+                             "vs_c": res["images_per_s"] / res_c["images_per_s"]})
+        if device.type == "cpu":
+            torch.set_num_threads(cores)  # train(threads=1) changed the process-wide setting
+        print(table([[r["option"], r["value"], r["images_per_s"], r["ms_per_step"], r["vs_c"]] for r in ablation],
+                    ["changed option", "to", "images/s", "ms/step", "x vs (c)"]))
+        faster = [r for r in ablation[1:] if r["vs_c"] > 1.03]
+        print("verdict: " + ("the defaults train() uses on this device are the fastest measured (within 3%)"
+                             if not faster else "faster than the defaults here: " +
+                             ", ".join(f"{r['option']}={r['value']} ({r['vs_c']:.2f}x)" for r in faster)))
+
+    print("\ncounting FLOPs of one G+D step ...", flush=True)
+    flops = {"classic": step_flops(classic.model, "bce", device, batch), "best": step_flops(best.model, "hinge", device, batch)}
+    # (b) runs fp32 (TF32 matmuls on CUDA), (c) its own precision: each against its own peak
+    peaks = {"classic": peak_tflops(device, "fp32", args.peak_tflops),
+             "best": peak_tflops(device, opts_c["precision"], args.peak_tflops)}
+    achieved = {"classic": flops["classic"] / (res_b["ms_per_step"] / 1000) / 1e12,
+                "best": flops["best"] / (res_c["ms_per_step"] / 1000) / 1e12}
+    fraction = {k: achieved[k] / peaks[k][0] if peaks[k][0] else None for k in achieved}
+    frows = [["classic g64/d64 (b)", flops["classic"] / 1e9, 1000 * achieved["classic"],
+              100 * fraction["classic"] if fraction["classic"] else None, peaks["classic"][1]],
+             ["projection g48/d32 (c)", flops["best"] / 1e9, 1000 * achieved["best"],
+              100 * fraction["best"] if fraction["best"] else None, peaks["best"][1]]]
+    print(table(frows, ["model", "GFLOP/step", "achieved GFLOP/s", "% of peak", "peak used"]))
+    print("FLOPs: torch.utils.flop_counter over one G+D step (forward + backward, multiply-add = 2 FLOPs)")
+
+    emit({"benchmark": "train_throughput", "quick": args.quick, "hardware": hardware(device),
+          "settings": {"batch_size": batch, "warmup_steps": warmup, "measured_steps": steps, "folder": str(folder),
+                       "images": res_a["images"], "num_workers": args.num_workers,
+                       "persistent_workers": args.persistent_workers},
+          "tutorial_dataloader": res_a, "course_classic": {k: v for k, v in res_b.items() if k != "log"},
+          "course_best": {**{k: v for k, v in res_c.items() if k != "log"}, "options": opts_c},
+          "ratios": ratios, "ablation": ablation,
+          "flops_per_step": flops, "achieved_tflops": achieved,
+          "peak_tflops": {k: v[0] for k, v in peaks.items()}, "peak_note": {k: v[1] for k, v in peaks.items()},
+          "fraction_of_peak": fraction}, args.out)
+
+
+if __name__ == "__main__":
+    main()
