@@ -38,7 +38,8 @@ from cgan_course import metrics  # noqa: E402
 from cgan_course.data import ENV_VAR, DatasetError, load_cifar10, resolve_source  # noqa: E402
 from cgan_course.models import ModelConfig, build_generator  # noqa: E402
 from cgan_course.sampling import sample_grid, save_image_grid  # noqa: E402
-from cgan_course.train import TrainConfig, load_checkpoint, save_checkpoint, train  # noqa: E402
+from cgan_course.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
+from cgan_course.train import TrainConfig, train  # noqa: E402
 
 FAMILIES = ("classic", "projection")
 RECIPE_FIELDS = ("model", "loss", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "ema_decay", "hflip", "d_steps")

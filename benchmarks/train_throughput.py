@@ -95,14 +95,15 @@ class DecodingFolder(Dataset):
 
 
 def gan_step(G, D, opt_g, opt_d, x_real, y_real, loss: str, ema: EMA | None = None, step: int = 0) -> None:
-    """One ``train()`` step in fp32 written out: D on (real, fake) in one call, then G, then EMA."""
+    """One ``train()`` step in fp32 written out: D on real and on fake (separate calls: the classic
+    D has BatchNorm), then G, then EMA."""
     d_loss_fn, g_loss_fn = LOSSES[loss]
     B, device = x_real.shape[0], x_real.device
     z = torch.randn(B, G.z_dim, device=device)
     y_fake = torch.randint(0, G.num_classes, (B,), device=device)
     with torch.no_grad():
         x_fake = G(z, y_fake)
-    d_real, d_fake = D(torch.cat([x_real, x_fake]), torch.cat([y_real, y_fake])).chunk(2)
+    d_real, d_fake = D(x_real, y_real), D(x_fake, y_fake)
     loss_d = d_loss_fn(d_real, d_fake)
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()

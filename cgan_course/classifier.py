@@ -36,7 +36,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .data import CLASSES, REPO_ROOT, DatasetError, load_cifar10, to_unit_range
-from .train import CheckpointError, load_checkpoint, save_checkpoint
+from .models import count_parameters
+from .checkpoints import CheckpointError, load_checkpoint, load_state_strict, require_keys, save_checkpoint
+from .train import cpu_has_native_bf16
 
 CLASSIFIER_FILE = REPO_ROOT / "data" / "pretrained" / "classifier.pt"
 
@@ -133,10 +135,6 @@ def _check_images(x: torch.Tensor) -> None:
                          f"{x.dtype} {list(x.shape)}; convert uint8 images with data.to_unit_range first.")
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, tta: bool = True, batch_size: int = 500) -> torch.Tensor:
     """Logits ``[N, num_classes]`` (float32, CPU) for uint8 images or floats in [-1, 1].
@@ -196,15 +194,6 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
     return peak * max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
-def _bf16_ok() -> bool:
-    try:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            torch.nn.functional.conv2d(torch.randn(1, 3, 8, 8), torch.randn(4, 3, 3, 3))
-        return True
-    except Exception:
-        return False
-
-
 def train_classifier(train_data: tuple[torch.Tensor, torch.Tensor], cfg: TrainClassifierConfig = TrainClassifierConfig(),
                      model_cfg: ClassifierConfig = ClassifierConfig(), checkpoint: str | Path | None = None,
                      test_data: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -226,7 +215,7 @@ def train_classifier(train_data: tuple[torch.Tensor, torch.Tensor], cfg: TrainCl
     steps_per_epoch = len(images) // cfg.batch_size  # the ragged tail of each shuffle is dropped
     total_steps = cfg.epochs * steps_per_epoch
     warmup_steps = int(cfg.warmup_epochs * steps_per_epoch)
-    use_bf16 = cfg.bf16 and _bf16_ok()
+    use_bf16 = cfg.bf16 and cpu_has_native_bf16()  # emulated bf16 is slower than fp32
     start_epoch, seconds, history = 0, 0.0, []
     if checkpoint is not None and Path(checkpoint).is_file():
         state = load_checkpoint(checkpoint)
@@ -343,9 +332,13 @@ def load_classifier(device: str | torch.device = "cpu", path: str | Path | None 
         raise CheckpointError(f"{path} does not match its card (sha256 {actual[:12]}... vs {str(expected)[:12]}...): "
                               "the file is corrupt or was replaced. Restore it with `git checkout -- data/pretrained`.")
     state = load_checkpoint(path)
-    cfg = state["model"]
-    model = Classifier(ClassifierConfig(**{**cfg, "widths": tuple(cfg["widths"])}))
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()})
+    require_keys(state, ("model", "state_dict"), path, "a course classifier file")
+    try:
+        model = Classifier(ClassifierConfig(**{**state["model"], "widths": tuple(state["model"]["widths"])}))
+    except (TypeError, KeyError) as err:
+        raise CheckpointError(f"{path} holds a classifier configuration this version cannot build ({err}).") from None
+    load_state_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()},
+                      "classifier", path)
     model.classes = list(state.get("classes", CLASSES))
     model = model.to(device).eval()
     # channels-last weights make CPU convolutions ~1.7x faster (inputs may stay NCHW)

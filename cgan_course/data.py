@@ -305,8 +305,16 @@ def _progress(items, desc: str):
 # Preprocessing
 
 
+def _require_uint8(images: torch.Tensor, fn: str) -> None:
+    # float input would already be scaled (scaling it twice is silent garbage), and the in-place
+    # arithmetic below would overwrite the caller's tensor
+    if images.dtype != torch.uint8:
+        raise ValueError(f"{fn} expects uint8 images in [0, 255] (as load_cifar10 returns them), got {images.dtype}")
+
+
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float [-1, 1], the range of a tanh generator."""
+    _require_uint8(images, "to_unit_range")
     return images.float().div_(127.5).sub_(1.0)
 
 
@@ -317,12 +325,14 @@ def from_unit_range(x: torch.Tensor) -> torch.Tensor:
 
 def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-channel mean and std of uint8 images [N, 3, H, W], in [0, 1] units, computed in float64."""
+    _require_uint8(images, "channel_stats")
     x = images.to(torch.float64).div_(255.0)
     return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3))
 
 
 def standardize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 [N, 3, H, W] -> float, each channel with zero mean and unit std (classifier input)."""
+    _require_uint8(images, "standardize")
     x = images.float().div_(255.0)
     return (x - mean.to(x).view(1, -1, 1, 1)) / std.to(x).view(1, -1, 1, 1)
 

@@ -429,8 +429,11 @@ def reference_stats(extractor: FeatureExtractor, split: str = "train", source: s
     source, root = _resolve_source(source, root, split)
     data_source = describe_source(source, root)
     per_class = extractor.dim <= 512 if per_class is None else per_class
-    data_key = source if root is None else f"{source}-{Path(root).name.split('.')[0]}-" + \
-        hashlib.sha1(str(Path(root).resolve()).encode()).hexdigest()[:6]
+    data_key = source
+    if root is not None and Path(root).exists():  # path, size, mtime: a dataset replaced in place recomputes
+        st = Path(root).stat()
+        ident = f"{Path(root).resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        data_key = f"{source}-{Path(root).name.split('.')[0]}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
     path = cache_dir() / (f"refstats-{extractor.name}-{extractor.fingerprint}-{data_key}-{split}-"
                           f"{num_images or 'all'}{'-classes' if per_class else ''}.npz")
     if cache and path.is_file():
@@ -474,7 +477,8 @@ def generator_stats(G: nn.Module, extractor: FeatureExtractor, num_samples: int 
     from .sampling import generate, sample_latents
 
     num_classes = G.num_classes or 0
-    y = (torch.arange(num_samples) % num_classes).sort().values if num_classes else None  # class-balanced
+    # class-balanced and interleaved (0, 1, ..., 9, 0, ...): every IS split sees every class
+    y = torch.arange(num_samples) % num_classes if num_classes else None
     z = sample_latents(num_samples, G.z_dim, seed, truncation)
     total = RunningStats(extractor.dim)
     per = [RunningStats(extractor.dim) for _ in range(num_classes)] if per_class and num_classes else []

@@ -54,19 +54,29 @@ def _num_upsamplings(image_size: int) -> int:
     return int(math.log2(image_size // 4))  # 4x4 seed -> image_size: 3, 4 or 5 doublings
 
 
-def check_inputs(z: torch.Tensor, y: torch.Tensor | None, z_dim: int, num_classes: int) -> None:
-    """Shape and range checks at the generator's entry, with messages that say what was passed."""
-    if z.ndim != 2 or z.shape[1] != z_dim:
-        raise ValueError(f"z must be [B, {z_dim}], got {list(z.shape)}")
+def _check_labels(y: torch.Tensor | None, batch: int, num_classes: int) -> None:
     if num_classes == 0:
         return
-    if y is None or y.ndim != 1 or y.shape[0] != z.shape[0]:
-        raise ValueError(f"y must be [B]=[{z.shape[0]}] class indices, got "
-                         f"{None if y is None else list(y.shape)}")
+    if y is None or y.ndim != 1 or y.shape[0] != batch:
+        raise ValueError(f"y must be [B]=[{batch}] class indices, got {None if y is None else list(y.shape)}")
     if y.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"y must hold integer class indices, got dtype {y.dtype}")
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise ValueError(f"y must lie in [0, {num_classes - 1}], got [{int(y.min())}, {int(y.max())}]")
+
+
+def check_inputs(z: torch.Tensor, y: torch.Tensor | None, z_dim: int, num_classes: int) -> None:
+    """Shape and range checks at the generator's entry, with messages that say what was passed."""
+    if z.ndim != 2 or z.shape[1] != z_dim:
+        raise ValueError(f"z must be [B, {z_dim}], got {list(z.shape)}")
+    _check_labels(y, z.shape[0], num_classes)
+
+
+def check_images(x: torch.Tensor, y: torch.Tensor | None, image_size: int, num_classes: int) -> None:
+    """The same at the discriminator's entry: a batch of RGB images of the size it was built for."""
+    if x.ndim != 4 or tuple(x.shape[1:]) != (3, image_size, image_size):
+        raise ValueError(f"x must be [B, 3, {image_size}, {image_size}] images, got {list(x.shape)}")
+    _check_labels(y, x.shape[0], num_classes)
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -123,7 +133,7 @@ class ClassicDiscriminator(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.num_classes = cfg.num_classes
+        self.num_classes, self.image_size = cfg.num_classes, cfg.image_size
         n_down = _num_upsamplings(cfg.image_size)
         ch = cfg.d_width
         layers: list[nn.Module] = [nn.Conv2d(3 + cfg.num_classes, ch, 4, 2, 1),  # no BN on the input layer
@@ -137,6 +147,7 @@ class ClassicDiscriminator(nn.Module):
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_images(x, y, self.image_size, self.num_classes)
         if self.num_classes:
             # (B,) -> (B, K, S, S): the label is visible at every pixel of the first layer
             onehot = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
@@ -305,7 +316,7 @@ class ProjectionDiscriminator(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.num_classes, self.backbone = cfg.num_classes, cfg.backbone
+        self.num_classes, self.backbone, self.image_size = cfg.num_classes, cfg.backbone, cfg.image_size
         n_down = _num_upsamplings(cfg.image_size)
         w = cfg.d_width
         if cfg.backbone == "dcgan":
@@ -330,6 +341,7 @@ class ProjectionDiscriminator(nn.Module):
         self.head = ProjectionHead(features, cfg.num_classes)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        check_images(x, y, self.image_size, self.num_classes)
         phi = self.body(x).sum(dim=(2, 3))  # (B, F, s, s) -> (B, F): sum pooling as in SNGAN
         return self.head(phi, y)  # (B,)
 
@@ -350,7 +362,8 @@ def trace_shapes(model: nn.Module, *inputs) -> list[tuple[str, str, tuple[int, .
     """Run one forward pass and return ``(name, layer type, output shape)`` for every layer.
 
     Layers are the leaf modules (a spectrally normalised conv counts as one layer). Notebook 03
-    uses it to trace a batch through each network.
+    uses it to trace a batch through each network. It runs in eval mode, so tracing leaves
+    BatchNorm statistics and spectral-norm power iterations untouched.
     """
     rows: list[tuple[str, str, tuple[int, ...]]] = []
     hooks = []
@@ -364,10 +377,12 @@ def trace_shapes(model: nn.Module, *inputs) -> list[tuple[str, str, tuple[int, .
                 rows.append((name, type(mod).__name__, tuple(out.shape)))
 
         hooks.append(m.register_forward_hook(hook))
+    was_training = model.training
     try:
         with torch.no_grad():
-            model(*inputs)
+            model.eval()(*inputs)
     finally:
+        model.train(was_training)
         for h in hooks:
             h.remove()
     return rows

@@ -15,9 +15,9 @@ import torch
 import torch.nn as nn
 
 from .data import CLASSES, REPO_ROOT
-from .models import ModelConfig, build_generator
-from .train import (CheckpointError, TrainConfig, load_checkpoint, load_generator_from_checkpoint,
-                    load_state_strict)
+from .models import build_generator
+from .checkpoints import CheckpointError, load_checkpoint, load_state_strict, model_config_from, require_keys
+from .train import TrainConfig, load_generator_from_checkpoint
 
 PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained"
 GENERATOR_FILE = PRETRAINED_DIR / "generator.pt"
@@ -70,20 +70,11 @@ def load_generator(device: str | torch.device = "cpu", path: str | Path | None =
     path = Path(path) if path is not None else GENERATOR_FILE
     verify(path)
     state = load_checkpoint(path, "cpu")
-    if "model" not in state or "state_dict" not in state:
-        raise CheckpointError(f"{path} is not a pretrained-generator file (missing model/state_dict).")
-    G = build_generator(ModelConfig(**state["model"]))
+    require_keys(state, ("model", "state_dict"), path, "a pretrained-generator file")
+    G = build_generator(model_config_from(state["model"], path))
     load_state_strict(G, {k: v.float() for k, v in state["state_dict"].items()}, "generator", path)
     G.classes = list(state.get("classes", CLASSES))
     return G.to(device).eval()
-
-
-def load_classifier(device: str | torch.device = "cpu", path: str | Path | None = None) -> nn.Module:
-    """The committed CIFAR-10 classifier (``data/pretrained/classifier.pt``), see
-    ``cgan_course.classifier.load_classifier``: forward takes [-1, 1] images, returns logits."""
-    from .classifier import load_classifier as _load  # lazy: classifier imports this module
-
-    return _load(device, path)
 
 
 def export_generator(checkpoint: str | Path, out: str | Path = GENERATOR_FILE, card: dict | None = None,
@@ -99,7 +90,7 @@ def export_generator(checkpoint: str | Path, out: str | Path = GENERATOR_FILE, c
     G = load_generator_from_checkpoint(checkpoint, ema=True)
     if recalibrate:
         recalibrate_batchnorm(G)
-    model_cfg = dataclasses.asdict(ModelConfig(**load_checkpoint(checkpoint)["config"]["model"]))
+    model_cfg = dataclasses.asdict(model_config_from(load_checkpoint(checkpoint)["config"]["model"], checkpoint))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     torch.save({"format": 1, "model": model_cfg, "classes": list(CLASSES),
@@ -118,7 +109,7 @@ def training_command(config: dict) -> str:
     """The ``python -m cgan_course.train`` command line that reproduces a checkpoint's config."""
     defaults = TrainConfig().to_dict()
     args = []
-    for section, values, base in (("model", config["model"], defaults["model"]), ("", config, defaults)):
+    for values, base in ((config["model"], defaults["model"]), (config, defaults)):
         for k, v in values.items():
             if k in ("model", "resume", "progress") or v == base.get(k):
                 continue
@@ -172,6 +163,7 @@ def export_with_metrics(checkpoint: str | Path, data_root: str | None = None, so
 
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
+    require_keys(state, ("config", "step", "G_ema"), checkpoint, "a training checkpoint of this course")
     cfg = state["config"]
     log_csv = checkpoint.parent / "log.csv"
     export_generator(checkpoint)

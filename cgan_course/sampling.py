@@ -61,7 +61,7 @@ def to_image_grid(images: torch.Tensor, nrow: int, padding: int = 2) -> torch.Te
     """[N, 3, S, S] in [-1, 1] -> one uint8 picture [3, H, W] with ``nrow`` images per row."""
     from torchvision.utils import make_grid
 
-    grid = make_grid(images.float().clamp(-1, 1), nrow=nrow, padding=padding, normalize=True,
+    grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, padding=padding, normalize=True,
                      value_range=(-1, 1), pad_value=1.0)
     return (grid * 255).round().to(torch.uint8)
 
@@ -72,7 +72,7 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid = to_image_grid(images, nrow).permute(1, 2, 0).numpy()
+    grid = to_image_grid(images.cpu(), nrow).permute(1, 2, 0).numpy()
     tmp = path.with_name(path.name + ".tmp.png")
     Image.fromarray(grid).save(tmp, optimize=True)
     tmp.replace(path)

@@ -27,6 +27,8 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from .checkpoints import (CheckpointError, check_model_config, load_checkpoint, load_state_strict,
+                          model_config_from, require_keys, save_checkpoint)
 from .data import DatasetError, DeviceBatches, load_cifar10
 from .diffaugment import diff_augment
 from .losses import LOSSES
@@ -73,10 +75,8 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = ModelConfig(**self.model)
-        if self.loss == "auto":
-            self.loss = "bce" if self.model.arch == "classic" else "hinge"
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {list(LOSSES)}, got {self.loss!r}")
+        if self.loss != "auto" and self.loss not in LOSSES:
+            raise ValueError(f"loss must be 'auto' or one of {list(LOSSES)}, got {self.loss!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.channels_last not in ("auto", "on", "off"):
@@ -94,6 +94,14 @@ class TrainConfig:
 
 # ----------------------------------------------------------------------------------------------
 # Devices and precision
+
+
+def resolved_loss(cfg: TrainConfig) -> str:
+    """``cfg.loss``, with "auto" read as each family's own loss (kept unresolved in the config so
+    ``dataclasses.replace(cfg, model=...)`` switches the loss with the family)."""
+    if cfg.loss != "auto":
+        return cfg.loss
+    return "bce" if cfg.model.arch == "classic" else "hinge"
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -165,50 +173,8 @@ class EMA:
 # Checkpoints
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used here; the message says why and what to do."""
-
-
-def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Write atomically: to a temporary file in the same folder, then rename over the old one.
-    A crash or Ctrl-C mid-write leaves the previous checkpoint intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint safely: ``weights_only=True`` unpickles tensors and plain containers only."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}. Train first, or check the --out folder.")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated file, not a torch file, or objects that need pickle
-        lines = [ln for ln in str(err).splitlines() if ln.strip()] or [""]
-        reason = next((ln for ln in lines if "Unsupported global" in ln), lines[0])[:200]
-        raise CheckpointError(f"{path} is not a readable course checkpoint ({type(err).__name__}: "
-                              f"{reason}). Delete it or retrain.") from None
-
-
-def check_model_config(saved: dict, wanted: ModelConfig, path: str | Path) -> None:
-    """Refuse a checkpoint whose architecture differs from the requested one, naming the fields."""
-    wanted_d = dataclasses.asdict(wanted)
-    diff = {k: (saved.get(k), v) for k, v in wanted_d.items() if saved.get(k) != v}
-    if diff:
-        desc = ", ".join(f"{k}: checkpoint {a!r} vs requested {b!r}" for k, (a, b) in diff.items())
-        raise CheckpointError(f"{path} was trained with a different model ({desc}). Use the checkpoint's "
-                              "own settings, or a different --out folder for a new run.")
-
-
-def load_state_strict(module: nn.Module, state: dict, what: str, path: str | Path) -> None:
-    try:
-        module.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{path}: the {what} weights do not fit this model "
-                              f"({str(err).splitlines()[0]}...). Was it saved by another version?") from None
+TRAINING_KEYS = ("config", "step", "G", "D", "G_ema", "opt_g", "opt_d", "scaler_g", "scaler_d",
+                 "batches", "history", "rng")
 
 
 def _rng_state(device: torch.device) -> dict:
@@ -247,13 +213,14 @@ class TrainResult:
     interrupted: bool = False
 
 
-def _distributed_setup() -> tuple[int, int, int]:
-    """rank, world size, local rank; initialises the process group under torchrun."""
+def _distributed_setup(device: torch.device) -> tuple[int, int, int]:
+    """rank, world size, local rank; initialises the process group under torchrun
+    (NCCL for CUDA tensors, gloo for CPU tensors, whatever the host has)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return 0, 1, 0
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
@@ -268,8 +235,8 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
     Writes ``<out>/checkpoint.pt`` every ``ckpt_every`` steps and at the end (also on Ctrl-C),
     ``<out>/log.csv`` and ``<out>/samples/step_XXXXXX.png``.
     """
-    rank, world, local_rank = _distributed_setup()
     device = pick_device(cfg.device)
+    rank, world, local_rank = _distributed_setup(device)
     if world > 1 and device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
@@ -312,7 +279,8 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
     step, history = 0, []
 
     if cfg.resume and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path, device)
+        state = load_checkpoint(ckpt_path, "cpu")  # RNG states must stay CPU tensors; load_state_dict moves the rest
+        require_keys(state, TRAINING_KEYS, ckpt_path, "a training checkpoint of this course")
         check_model_config(state["config"]["model"], cfg.model, ckpt_path)
         load_state_strict(G, state["G"], "generator", ckpt_path)
         load_state_strict(D, state["D"], "discriminator", ckpt_path)
@@ -337,7 +305,8 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
     if cfg.compile:
         G, D = torch.compile(G), torch.compile(D)
 
-    d_loss_fn, g_loss_fn = LOSSES[cfg.loss]
+    d_loss_fn, g_loss_fn = LOSSES[resolved_loss(cfg)]
+    d_has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D_raw.modules())
     autocast = torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
 
     def random_labels(n: int) -> torch.Tensor | None:
@@ -391,7 +360,7 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
 
         bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True)
     sums = torch.zeros(4, device=device)  # loss_d, loss_g, d_real, d_fake, summed on device (no sync per step)
-    n_sum, t_log, t_start, images_seen = 0, time.perf_counter(), time.perf_counter(), 0
+    n_sum, t_log, t_start = 0, time.perf_counter(), time.perf_counter()
     interrupted = False
     loss_d = loss_g = torch.zeros((), device=device)  # defined even if no step runs (resume at the end)
     G.train()
@@ -405,16 +374,20 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
                 with torch.no_grad(), autocast:
                     x_fake = G(z, y_fake)
                 with autocast:
-                    # one D call on real and fake together: one pass, and DDP sees one forward
-                    x_both = augment(torch.cat([x_real, x_fake.to(x_real.dtype)]))
-                    y_both = torch.cat([y_real, y_fake]) if num_classes else None
-                    d_real, d_fake = D(x_both, y_both).float().chunk(2)
+                    if d_has_batchnorm:
+                        # BatchNorm must not mix the two: its batch statistics would tell D which
+                        # half is fake, and the G step (fakes only) would see other statistics
+                        d_real = D(augment(x_real), y_real).float()
+                        d_fake = D(augment(x_fake.to(x_real.dtype)), y_fake).float()
+                    else:  # one call on real and fake together: one pass instead of two
+                        x_both = augment(torch.cat([x_real, x_fake.to(x_real.dtype)]))
+                        y_both = torch.cat([y_real, y_fake]) if num_classes else None
+                        d_real, d_fake = D(x_both, y_both).float().chunk(2)
                     loss_d = d_loss_fn(d_real, d_fake)
                 opt_d.zero_grad(set_to_none=True)
                 scaler_d.scale(loss_d).backward()
                 scaler_d.step(opt_d)
                 scaler_d.update()
-                images_seen += cfg.batch_size * world
             z = torch.randn(cfg.batch_size, cfg.model.z_dim, device=device)
             y_fake = random_labels(cfg.batch_size)
             with autocast:
@@ -429,6 +402,9 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
             n_sum += 1
 
             if step % cfg.log_every == 0 or step == cfg.steps:
+                if world > 1:  # log the mean over ranks, and let all ranks see a NaN on any one of them
+                    dist.all_reduce(sums)
+                    sums /= world
                 means = (sums / n_sum).tolist()
                 if not all(math.isfinite(v) for v in means):
                     raise TrainingDiverged(
@@ -451,20 +427,19 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
                 bar.update(1)
             if step % cfg.sample_every == 0:
                 save_samples()
-            out_of_time = cfg.max_minutes and time.perf_counter() - t_start > 60 * cfg.max_minutes
-            if step % cfg.ckpt_every == 0 or out_of_time:
+            out_of_time = bool(cfg.max_minutes) and time.perf_counter() - t_start > 60 * cfg.max_minutes
+            if world > 1:  # every rank must agree to stop (clocks and Ctrl-C differ), or the rest hang
+                flags = torch.tensor([float(stop["flag"]), float(out_of_time)], device=device)
+                dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+                stop["flag"], out_of_time = bool(flags[0]), bool(flags[1])
+            if step % cfg.ckpt_every == 0 or out_of_time or stop["flag"]:
                 checkpoint()
             if out_of_time:
                 if is_main:
                     print(f"\nstopping at step {step}: --max-minutes {cfg.max_minutes} reached")
                 break
-            if world > 1:  # every rank must agree to stop, or the others hang in all-reduce
-                flag = torch.tensor(float(stop["flag"]), device=device)
-                dist.all_reduce(flag)
-                stop["flag"] = bool(flag.item())
             if stop["flag"]:
                 interrupted = True
-                checkpoint()
                 if is_main:
                     print(f"\ninterrupted: checkpoint saved at step {step}; continue with --resume")
                 break
@@ -503,9 +478,8 @@ def _append_csv(path: Path, row: dict) -> None:
 def load_generator_from_checkpoint(path: str | Path, ema: bool = True, device: str | torch.device = "cpu") -> nn.Module:
     """The (EMA) generator of a training checkpoint, in eval mode."""
     state = load_checkpoint(path, device)
-    if "config" not in state or "G" not in state:
-        raise CheckpointError(f"{path} is not a training checkpoint of this course (no config/G).")
-    G = build_generator(ModelConfig(**state["config"]["model"])).to(device)
+    require_keys(state, ("config", "G", "G_ema"), path, "a training checkpoint of this course")
+    G = build_generator(model_config_from(state["config"]["model"], path)).to(device)
     load_state_strict(G, state["G_ema" if ema else "G"], "generator", path)
     return G.eval()
 

@@ -8,7 +8,7 @@ import torch
 from cgan_course import classifier as C
 from cgan_course.data import load_cifar10, to_unit_range
 from cgan_course.pretrained import PretrainedMissing
-from cgan_course.train import CheckpointError
+from cgan_course.checkpoints import CheckpointError
 
 needs_classifier = pytest.mark.skipif(not C.CLASSIFIER_FILE.is_file(),
                                       reason="data/pretrained/classifier.pt is not committed yet")
@@ -101,8 +101,16 @@ def _tiny_run(tmp_path, log=print):
                               checkpoint=tmp_path / "ckpt.pt", log=log)
 
 
-def test_training_resumes_exactly_after_an_interruption(tmp_path):
-    torch.set_num_threads(1)  # bit-exact comparison across runs
+@pytest.fixture
+def one_thread():
+    """Bit-exact comparison across runs needs one thread; restore the count for later tests."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_training_resumes_exactly_after_an_interruption(tmp_path, one_thread):
 
     def crash_after_first_epoch(line):
         if line.startswith("epoch 1 "):

@@ -364,6 +364,15 @@ def test_unit_range_round_trip_all_values():
     assert from_unit_range(torch.tensor([-1.5, 1.5])).tolist() == [0, 255]
 
 
+@pytest.mark.parametrize("fn", [to_unit_range, channel_stats, lambda x: standardize(x, torch.zeros(3), torch.ones(3))])
+def test_float_input_is_refused_not_scaled_twice(fn):
+    x = torch.rand(2, 3, 4, 4)
+    before = x.clone()
+    with pytest.raises(ValueError, match="expects uint8 images"):
+        fn(x)
+    assert torch.equal(x, before)  # the caller's tensor is untouched
+
+
 def test_channel_stats_matches_numpy():
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (50, 3, 8, 8), generator=g, dtype=torch.uint8)

@@ -7,9 +7,9 @@ import torch
 
 from cgan_course import metrics, pretrained
 from cgan_course.data import CLASSES
-from cgan_course.train import CheckpointError
+from cgan_course.checkpoints import CheckpointError
 
-LABEL_ACCURACY_FLOOR = 0.5  # well below the card's 10k-sample value: a broken checkpoint fails
+LABEL_ACCURACY_FLOOR = 0.35  # well below the card's 10k-sample value (57.1%): a broken checkpoint fails
 
 
 def test_committed_generator_draws_the_requested_classes():

@@ -15,8 +15,8 @@ import cgan_course.train as train_mod
 from cgan_course.data import load_cifar10
 from cgan_course.losses import d_loss_hinge, g_loss_hinge
 from cgan_course.models import ModelConfig
-from cgan_course.train import (EMA, CheckpointError, TrainConfig, TrainingDiverged, load_checkpoint,
-                               load_generator_from_checkpoint, save_checkpoint, train)
+from cgan_course.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from cgan_course.train import EMA, TrainConfig, TrainingDiverged, load_generator_from_checkpoint, train
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ModelConfig(g_width=8, d_width=8, z_dim=16)
@@ -46,8 +46,15 @@ def test_ema_matches_formula():
         model.weight.add_(1.0)
     ema.update(model, step=100)  # past warm-up: decay is 0.9
     assert torch.allclose(ema.model.weight, 0.9 * before + 0.1 * model.weight)
-    ema.update(model, step=0)  # warm-up: min(0.9, 1/10) = 0.1
+    before = ema.model.weight.detach().clone()
+    ema.update(model, step=0)  # warm-up: decay min(0.9, 1/10) = 0.1
+    assert torch.allclose(ema.model.weight, 0.1 * before + 0.9 * model.weight)
     assert not ema.model.weight.requires_grad
+    bn = torch.nn.BatchNorm1d(3)
+    ema_bn = EMA(bn, decay=0.99)
+    bn(torch.randn(8, 3))  # updates the running statistics
+    ema_bn.update(bn, step=100)
+    assert torch.equal(ema_bn.model.running_mean, bn.running_mean)  # buffers are copied, not averaged
 
 
 @pytest.mark.parametrize("arch", ["classic", "projection"])
@@ -86,9 +93,9 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, sample, monkeypatch)
 
     monkeypatch.setitem(train_mod.LOSSES, "hinge", (d_loss_nan_later, g_loss_hinge))
     with pytest.raises(TrainingDiverged, match="NaN/inf.*last good checkpoint"):
-        train(tiny_cfg(tmp_path, steps=20, ckpt_every=2, log_every=3), sample)
+        train(tiny_cfg(tmp_path, steps=20, ckpt_every=2, log_every=1000), sample)
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
-    assert state["step"] == 4  # step 5 diverged; step 6 (a checkpoint step) was refused
+    assert state["step"] == 4  # step 6 diverged: its checkpoint was refused, step 4's is kept
     assert all(torch.isfinite(v).all() for v in state["G"].values() if v.is_floating_point())
 
 
@@ -99,6 +106,23 @@ def test_checkpoint_for_other_model_fails_clearly(tmp_path, sample):
         train(tiny_cfg(tmp_path, steps=4, resume=True, model=other), sample)
     G = load_generator_from_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert G(torch.randn(2, 16), torch.tensor([0, 9])).shape == (2, 3, 32, 32)
+
+
+def test_wrong_kind_of_file_fails_clearly(tmp_path, sample):
+    """A weights-only export (e.g. data/pretrained/generator.pt) where a training checkpoint belongs,
+    or a checkpoint whose config this version does not know."""
+    run = tmp_path / "run"
+    save_checkpoint(run / "checkpoint.pt", {"model": dataclasses.asdict(TINY), "state_dict": {}})
+    with pytest.raises(CheckpointError, match=r"is not a training checkpoint of this course \(it has no config"):
+        train(tiny_cfg(tmp_path, steps=2, resume=True), sample)
+    with pytest.raises(CheckpointError, match="is not a training checkpoint"):
+        load_generator_from_checkpoint(run / "checkpoint.pt")
+    train(tiny_cfg(tmp_path, out=str(tmp_path / "ok"), steps=1), sample)
+    state = load_checkpoint(tmp_path / "ok" / "checkpoint.pt")
+    state["config"]["model"]["attention"] = True  # a field from some other version
+    save_checkpoint(tmp_path / "future.pt", state)
+    with pytest.raises(CheckpointError, match="configuration this version of the course cannot build"):
+        load_generator_from_checkpoint(tmp_path / "future.pt")
 
 
 def test_checkpoint_loading_is_safe(tmp_path):
@@ -132,7 +156,7 @@ def test_atomic_save_keeps_old_file_on_failure(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kw,match", [
-    ({"loss": "wasserstein"}, "loss must be one of"), ({"precision": "fp8"}, "precision must be"),
+    ({"loss": "wasserstein"}, "loss must be 'auto' or one of"), ({"precision": "fp8"}, "precision must be"),
     ({"steps": 0}, "steps must be >= 1"), ({"ema_decay": 1.0}, "ema_decay must be in"),
     ({"diffaug": "rotate"}, "unknown DiffAugment op 'rotate'"),
 ])
@@ -144,7 +168,7 @@ def test_bad_config_is_rejected(kw, match):
 def test_cli_errors_are_one_line(tmp_path):
     out = subprocess.run([sys.executable, "-m", "cgan_course.train", "--data-source", "folder",
                           "--data-root", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")],
-                         capture_output=True, text=True, cwd=REPO)
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
     assert out.returncode != 0
     assert "error:" in out.stderr and "does not exist" in out.stderr and "Traceback" not in out.stderr
 
@@ -156,18 +180,21 @@ def test_ctrl_c_saves_and_resumes(tmp_path):
             "--d-width", "8", "--batch-size", "8", "--steps", "100000", "--log-every", "1",
             "--threads", "1", "--no-progress", "--out", str(run)]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 60
-    while not (run / "log.csv").is_file() or len((run / "log.csv").read_text().splitlines()) < 4:
-        assert time.time() < deadline and proc.poll() is None, "training did not start"
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
+    try:
+        deadline = time.time() + 120
+        while not (run / "log.csv").is_file() or len((run / "log.csv").read_text().splitlines()) < 4:
+            assert time.time() < deadline and proc.poll() is None, "training did not start"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, out
     assert "interrupted: checkpoint saved at step" in out
     step = load_checkpoint(run / "checkpoint.pt")["step"]
     assert step >= 3
     resumed = subprocess.run(args[:args.index("--steps") + 1] + [str(step + 2)] + args[args.index("--steps") + 2:]
-                             + ["--resume"], cwd=REPO, capture_output=True, text=True)
+                             + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed from {run / 'checkpoint.pt'} at step {step}" in resumed.stdout
     assert load_checkpoint(run / "checkpoint.pt")["step"] == step + 2
@@ -192,9 +219,8 @@ DDP_SCRIPT = textwrap.dedent("""
 def test_ddp_two_processes_gloo_hold_identical_weights(tmp_path):
     script = tmp_path / "ddp_train.py"
     script.write_text(DDP_SCRIPT)
-    port = 29500 + os.getpid() % 1000
-    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                          f"--master_port={port}", str(script), str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          str(script), str(tmp_path)],
                          cwd=REPO, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert out.returncode == 0, out.stderr[-3000:]
