@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
             ["Inception pool3 (2048-d), random weights", n_inc, inc_ips, 1000 / inc_ips],
             [f"FD end to end ({n_fd:,} samples, classifier space)", n_fd, n_fd / fd_s, 1000 * fd_s / n_fd]]
     print()
-    print(table(rows, ["what", "images", "images/s", "ms/1000 images"]))
+    print(table(rows, ["what", "images", "images/s", "s per 1000 images"]))
     if stages:
         print()
         total = sum(stages.values())

@@ -188,7 +188,14 @@ class ProjectionHead(nn.Module):
     def __init__(self, features: int, num_classes: int):
         super().__init__()
         self.linear = spectral_norm(nn.Linear(features, 1))
-        self.embed = spectral_norm(nn.Embedding(num_classes, features)) if num_classes else None
+        self.embed = None
+        if num_classes:
+            # Xavier, as SNGAN's projection D: nn.Embedding's default N(0, 1) is ~30x larger than
+            # the linear layer's weights, and since Adam moves every weight by ~lr per step while
+            # spectral norm divides the scale away, the class term would learn ~30x slower
+            embed = nn.Embedding(num_classes, features)
+            nn.init.xavier_uniform_(embed.weight)
+            self.embed = spectral_norm(embed)
 
     def forward(self, phi: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         out = self.linear(phi).flatten()  # (B, F) -> (B,)

@@ -105,9 +105,15 @@ def export_generator(checkpoint: str | Path, out: str | Path = GENERATOR_FILE, c
 # Export with measured metrics: python -m cgan_course.pretrained export <checkpoint>
 
 
-def training_command(config: dict) -> str:
-    """The ``python -m cgan_course.train`` command line that reproduces a checkpoint's config."""
+def training_command(config: dict, steps: int | None = None, out: str = "runs/pretrained") -> str:
+    """The ``python -m cgan_course.train`` command line that reproduces a checkpoint's config.
+
+    Run-management settings of the last segment (``--max-minutes``, ``--resume``, ``--out``) are
+    left out; ``steps`` (the checkpoint's step) replaces the segment's step budget, so the command
+    trains exactly as far as the checkpoint did in one go.
+    """
     defaults = TrainConfig().to_dict()
+    config = {**config, "steps": steps or config["steps"], "max_minutes": defaults["max_minutes"], "out": out}
     args = []
     for values, base in ((config["model"], defaults["model"]), (config, defaults)):
         for k, v in values.items():
@@ -187,7 +193,7 @@ def export_with_metrics(checkpoint: str | Path, data_root: str | None = None, so
                     f"{steps:,} steps on CPU; label accuracy {scores['label_accuracy'].value:.1%}"),
         "training": {
             "config": cfg,
-            "command": training_command(cfg),
+            "command": training_command(cfg, steps=state["step"]),
             "data_source": ref_train.data_source + " (train split, 50,000 images)",
             "steps": steps,
             "images_seen": steps * cfg["batch_size"] * cfg["d_steps"],

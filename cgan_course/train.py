@@ -33,7 +33,7 @@ from .data import DatasetError, DeviceBatches, load_cifar10
 from .diffaugment import diff_augment
 from .losses import LOSSES
 from .models import ModelConfig, build_discriminator, build_generator
-from .sampling import sample_grid, save_image_grid
+from .sampling import recalibrate_batchnorm, sample_grid, save_image_grid
 
 CHECKPOINT_FORMAT = 1
 
@@ -168,6 +168,16 @@ class EMA:
         for b_ema, b in zip(self.model.buffers(), model.buffers()):
             b_ema.copy_(b)
 
+    def calibrated(self, seed: int = 0) -> nn.Module:
+        """The EMA model with BatchNorm running statistics recomputed for its *own* weights.
+
+        The buffers copied from G in ``update`` were collected for G's current weights, not for
+        the average, so eval-mode samples of the EMA model with them are not what its weights
+        draw (the test suite measures the gap); BigGAN's "standing statistics" fix this. Cheap (512 generated images)
+        and seeded separately, so it never touches the training RNG; ``update`` overwrites the
+        buffers again, so training is unaffected."""
+        return recalibrate_batchnorm(self.model, batches=4, batch_size=128, seed=seed).eval()
+
 
 # ----------------------------------------------------------------------------------------------
 # Checkpoints
@@ -205,7 +215,7 @@ class TrainingDiverged(RuntimeError):
 @dataclass
 class TrainResult:
     G: nn.Module  # the raw generator (unwrapped from DDP/compile)
-    G_ema: nn.Module  # the EMA generator, in eval mode; sample from this one
+    G_ema: nn.Module  # the EMA generator, BatchNorm statistics recomputed, in eval mode; sample from this one
     D: nn.Module
     step: int
     history: list[dict]  # one row per log interval (also in <out>/log.csv)
@@ -340,7 +350,7 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
 
     def save_samples() -> None:
         if is_main:
-            save_image_grid(sample_grid(ema.model, per_class=10, seed=1234), out / "samples" / f"step_{step:06d}.png", nrow=10)
+            save_image_grid(sample_grid(ema.calibrated(), per_class=10, seed=1234), out / "samples" / f"step_{step:06d}.png", nrow=10)
 
     # Ctrl-C: finish the current step, then checkpoint and return (SIGINT handler sets a flag so
     # the checkpoint is never written half-way through an optimiser update)
@@ -456,7 +466,7 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
         # each forward; the last forward left them rank-local, so sync once more at the end
         for buf in [*G_raw.buffers(), *D_raw.buffers(), *ema.model.buffers()]:
             dist.broadcast(buf, 0)
-    return TrainResult(_unwrap(G), ema.model.eval(), _unwrap(D), step, history, out, interrupted)
+    return TrainResult(_unwrap(G), ema.calibrated(), _unwrap(D), step, history, out, interrupted)
 
 
 def threading_main() -> bool:

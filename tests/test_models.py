@@ -98,3 +98,14 @@ def test_classic_discriminator_sees_label_at_input():
     """The label enters the classic D as extra input channels (3 + K), not at the last layer."""
     D = build_discriminator(ModelConfig(arch="classic", num_classes=10, d_width=8))
     assert D.net[0].in_channels == 13
+
+
+def test_projection_embedding_starts_at_the_scale_of_the_linear_head():
+    """Adam moves each weight by ~lr per step and spectral norm divides the scale away, so a
+    class embedding left at nn.Embedding's N(0, 1) would learn ~30x slower than the head."""
+    from cgan_course.models import ProjectionDiscriminator
+
+    head = ProjectionDiscriminator(ModelConfig(d_width=32)).head
+    embed_std = head.embed.parametrizations.weight.original.std().item()
+    linear_std = head.linear.parametrizations.weight.original.std().item()
+    assert embed_std < 3 * linear_std, (embed_std, linear_std)

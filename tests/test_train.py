@@ -57,6 +57,30 @@ def test_ema_matches_formula():
     assert torch.equal(ema_bn.model.running_mean, bn.running_mean)  # buffers are copied, not averaged
 
 
+def test_ema_sampling_uses_its_own_batchnorm_statistics():
+    """The EMA generator's averaged weights need BN statistics of their own: after calibrated(),
+    eval-mode samples match what the same weights give with batch statistics, while the buffers
+    copied from the raw G (collected for other weights) give visibly different images."""
+    from cgan_course.models import build_generator
+
+    torch.manual_seed(0)
+    G = build_generator(TINY)
+    ema = EMA(G, decay=0.5)
+    with torch.no_grad():  # G moves far from the average, as it does early in training
+        for p in G.parameters():
+            p.add_(torch.randn_like(p))
+        G.train()(torch.randn(256, TINY.z_dim), torch.randint(0, 10, (256,)))  # G's own statistics
+    ema.update(G, step=100)
+    z, y = torch.randn(512, TINY.z_dim), torch.randint(0, 10, (512,))
+    with torch.no_grad():
+        batch_stats = ema.model.train()(z, y)  # the reference: BN with this batch's statistics
+        stale = ema.model.eval()(z, y)
+        calibrated = ema.calibrated()(z, y)
+    assert not ema.model.training
+    err_stale, err_calibrated = (stale - batch_stats).abs().mean(), (calibrated - batch_stats).abs().mean()
+    assert err_calibrated < 0.05 and err_stale > 4 * err_calibrated, (err_stale, err_calibrated)
+
+
 @pytest.mark.parametrize("arch", ["classic", "projection"])
 def test_resume_is_exact(tmp_path, sample, arch):
     """N+M steps in one go == N steps, stop, resume for M: same weights, optimiser, EMA."""
