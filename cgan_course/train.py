@@ -173,9 +173,9 @@ class EMA:
 
         The buffers copied from G in ``update`` were collected for G's current weights, not for
         the average, so eval-mode samples of the EMA model with them are not what its weights
-        draw (the test suite measures the gap); BigGAN's "standing statistics" fix this. Cheap (512 generated images)
-        and seeded separately, so it never touches the training RNG; ``update`` overwrites the
-        buffers again, so training is unaffected."""
+        draw (the test suite measures the gap); BigGAN's "standing statistics" fix this. Cheap
+        (512 generated images) and seeded separately, so it never touches the training RNG;
+        ``update`` overwrites the buffers again, so training is unaffected."""
         return recalibrate_batchnorm(self.model, batches=4, batch_size=128, seed=seed).eval()
 
 

@@ -73,8 +73,8 @@ def test_ema_sampling_uses_its_own_batchnorm_statistics():
     ema.update(G, step=100)
     z, y = torch.randn(512, TINY.z_dim), torch.randint(0, 10, (512,))
     with torch.no_grad():
-        batch_stats = ema.model.train()(z, y)  # the reference: BN with this batch's statistics
         stale = ema.model.eval()(z, y)
+        batch_stats = ema.model.train()(z, y)  # the reference: BN with this batch's statistics
         calibrated = ema.calibrated()(z, y)
     assert not ema.model.training
     err_stale, err_calibrated = (stale - batch_stats).abs().mean(), (calibrated - batch_stats).abs().mean()
