@@ -444,6 +444,8 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
                 stop["flag"], out_of_time = bool(flags[0]), bool(flags[1])
             if step % cfg.ckpt_every == 0 or out_of_time or stop["flag"]:
                 checkpoint()
+            if (out_of_time or stop["flag"]) and step % cfg.sample_every:
+                save_samples()  # a run cut short by time or Ctrl-C still ends with a grid of its last step
             if out_of_time:
                 if is_main:
                     print(f"\nstopping at step {step}: --max-minutes {cfg.max_minutes} reached")
@@ -455,7 +457,8 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
                 break
         else:
             checkpoint()
-            save_samples()
+            if step % cfg.sample_every:  # else the loop has just drawn this step's grid
+                save_samples()
     finally:
         if bar is not None:
             bar.close()

@@ -255,3 +255,10 @@ def test_ddp_two_processes_gloo_hold_identical_weights(tmp_path):
                               out=str(tmp_path / "single"), progress=False, threads=1),
                   load_cifar10(source="sample"))
     assert not states_equal(start.G.state_dict(), r0["G"])  # training really moved the weights
+
+
+def test_time_limited_run_ends_with_a_sample_grid(tmp_path, sample):
+    """A run stopped by max_minutes (or Ctrl-C) before its first sample_every still draws a grid."""
+    res = train(tiny_cfg(tmp_path, steps=1000, max_minutes=1e-9, sample_every=1000), sample)
+    assert res.step == 1
+    assert (res.out / "samples" / "step_000001.png").is_file()
