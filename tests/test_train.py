@@ -262,3 +262,16 @@ def test_time_limited_run_ends_with_a_sample_grid(tmp_path, sample):
     res = train(tiny_cfg(tmp_path, steps=1000, max_minutes=1e-9, sample_every=1000), sample)
     assert res.step == 1
     assert (res.out / "samples" / "step_000001.png").is_file()
+
+
+def test_channels_last_auto_is_on_where_it_was_measured_faster(tmp_path, sample):
+    """'auto' = channels-last on CUDA and the CPU (benchmarks/train_throughput.py), not on MPS;
+    'on'/'off' are obeyed everywhere, and train() really puts the weights in NHWC."""
+    from cgan_course.train import uses_channels_last
+
+    assert [uses_channels_last("auto", torch.device(d)) for d in ("cpu", "cuda", "mps")] == [True, True, False]
+    assert uses_channels_last("on", torch.device("mps")) and not uses_channels_last("off", torch.device("cpu"))
+    res = {cl: train(tiny_cfg(tmp_path / cl, steps=1, device="cpu", channels_last=cl), sample) for cl in ("auto", "off")}
+    conv = {cl: next(p for p in r.D.parameters() if p.ndim == 4) for cl, r in res.items()}  # [8, 3, 3, 3]
+    assert conv["auto"].is_contiguous(memory_format=torch.channels_last) and not conv["auto"].is_contiguous()
+    assert conv["off"].is_contiguous()
