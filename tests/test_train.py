@@ -264,8 +264,9 @@ def test_time_limited_run_ends_with_a_sample_grid(tmp_path, sample):
     assert (res.out / "samples" / "step_000001.png").is_file()
 
 
-def test_channels_last_auto_is_on_where_it_was_measured_faster(tmp_path, sample):
-    """'auto' = channels-last on CUDA and the CPU (benchmarks/train_throughput.py), not on MPS;
+def test_channels_last_auto_is_on_for_cuda_and_cpu_not_mps(tmp_path, sample):
+    """'auto' = channels-last on CUDA (Tensor Cores) and the CPU (measured faster by
+    benchmarks/train_throughput.py), not on MPS;
     'on'/'off' are obeyed everywhere, and train() really puts the weights in NHWC."""
     from cgan_course.train import uses_channels_last
 
