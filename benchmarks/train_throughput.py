@@ -358,10 +358,10 @@ def main(argv: list[str] | None = None) -> None:
         speeds: list[list[float]] = [[res_c["images_per_s"]]] + [[] for _ in variants[1:]]
         for rep in range(args.repeats):
             for i, (option, value, cfg) in enumerate(variants):
-                if (i == 0 and rep == 0) or (rep and not speeds[i]):
-                    continue  # (c)'s first run is the one above; a variant that failed is not retried
-                if rep and statistics.median(speeds[i]) < 0.5 * statistics.median(speeds[0]):
-                    continue  # under half the speed of (c): one run settles it (bf16 emulated on a CPU)
+                if rep == 0 and i == 0:
+                    continue  # (c)'s first run is the one above
+                if rep and (not speeds[i] or statistics.median(speeds[i]) < 0.5 * statistics.median(speeds[0])):
+                    continue  # failed (not retried), or under half (c)'s speed: one run settles it (emulated bf16)
                 try:
                     speeds[i].append(measure(cfg, data, warmup, steps, device)["images_per_s"])
                 except Exception as err:  # e.g. compile without a working compiler; report, keep going

@@ -16,7 +16,8 @@ from cgan_course.data import load_cifar10
 from cgan_course.losses import d_loss_hinge, g_loss_hinge
 from cgan_course.models import ModelConfig
 from cgan_course.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from cgan_course.train import EMA, TrainConfig, TrainingDiverged, load_generator_from_checkpoint, train
+from cgan_course.train import (EMA, TrainConfig, TrainingDiverged, load_generator_from_checkpoint, train,
+                               uses_channels_last)
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ModelConfig(g_width=8, d_width=8, z_dim=16)
@@ -268,8 +269,6 @@ def test_channels_last_auto_is_on_for_cuda_and_cpu_not_mps(tmp_path, sample):
     """'auto' = channels-last on CUDA (Tensor Cores) and the CPU (measured faster by
     benchmarks/train_throughput.py), not on MPS;
     'on'/'off' are obeyed everywhere, and train() really puts the weights in NHWC."""
-    from cgan_course.train import uses_channels_last
-
     assert [uses_channels_last("auto", torch.device(d)) for d in ("cpu", "cuda", "mps")] == [True, True, False]
     assert uses_channels_last("on", torch.device("mps")) and not uses_channels_last("off", torch.device("cpu"))
     res = {cl: train(tiny_cfg(tmp_path / cl, steps=1, device="cpu", channels_last=cl), sample) for cl in ("auto", "off")}
