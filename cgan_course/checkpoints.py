@@ -51,10 +51,20 @@ def require_keys(state: dict, keys: tuple[str, ...], path: str | Path, what: str
                               "Pass the file the command expects, e.g. runs/<name>/checkpoint.pt for training.")
 
 
+# Fields added to ModelConfig after checkpoints were published, with the value that builds the
+# architecture those older files hold (a saved config without the field predates it).
+LEGACY_MODEL_FIELDS = {"out_cbn": False, "g_init": "xavier"}
+
+
+def with_legacy_fields(saved: dict) -> dict:
+    """A saved model config with the fields it predates filled in as the old architecture had them."""
+    return {**LEGACY_MODEL_FIELDS, **saved}
+
+
 def model_config_from(saved: dict, path: str | Path) -> ModelConfig:
     """The ``ModelConfig`` stored in a checkpoint, or a clear error if this version cannot read it."""
     try:
-        return ModelConfig(**saved)
+        return ModelConfig(**with_legacy_fields(saved))
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{path} holds a model configuration this version of the course cannot build "
                               f"({err}). Was it saved by another version?") from None
@@ -62,7 +72,7 @@ def model_config_from(saved: dict, path: str | Path) -> ModelConfig:
 
 def check_model_config(saved: dict, wanted: ModelConfig, path: str | Path) -> None:
     """Refuse a checkpoint whose architecture differs from the requested one, naming the fields."""
-    wanted_d = dataclasses.asdict(wanted)
+    wanted_d, saved = dataclasses.asdict(wanted), with_legacy_fields(saved)
     diff = {k: (saved.get(k), v) for k, v in wanted_d.items() if saved.get(k) != v}
     if diff:
         desc = ", ".join(f"{k}: checkpoint {a!r} vs requested {b!r}" for k, (a, b) in diff.items())

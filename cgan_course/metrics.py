@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import socket
 import time
@@ -640,8 +641,53 @@ def label_fidelity(source, classifier: FeatureExtractor | None = None, num_sampl
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
     confusion.index_put_((y, pred), torch.ones_like(y), accumulate=True)
     per_class = (confusion.diag() / confusion.sum(1).clamp(min=1)).tolist()
-    return Score("label accuracy", (pred == y).float().mean().item(), "classifier", stats.count,
-                 details={"per_class": per_class, "confusion": confusion.numpy()})
+    accuracy = (pred == y).float().mean().item()
+    return Score("label accuracy", accuracy, "classifier", stats.count,
+                 details={"per_class": per_class, "confusion": confusion.numpy(),
+                          "ci95": wilson_interval(accuracy, stats.count)})
+
+
+def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion ``p`` measured on ``n`` trials (95% for z = 1.96):
+    how far a label accuracy on n samples may sit from the generator's true rate."""
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}")
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+@torch.no_grad()
+def class_morph_curve(G: nn.Module, classifier: FeatureExtractor, y0: int, y1: int, num_latents: int = 100,
+                      steps: int = 8, seed: int = 0) -> dict:
+    """Does the class input move the image? Morph class ``y0`` into ``y1`` with ``z`` fixed
+    (``sampling.interpolate_classes``) for ``num_latents`` latents and record the classifier's
+    probability of ``y1`` at each of ``steps`` points ``t`` in [0, 1].
+
+    Returns ``{"t": [steps], "p_end": [steps] mean P(y1), "ci95": [steps] half-widths of a normal
+    95% interval over the latents, "p_start": [steps] mean P(y0), "num_latents": n}``. A generator
+    that ignores its label gives a flat curve; one that obeys it rises from P(y1 | G(z, y0)) to
+    P(y1 | G(z, y1)).
+    """
+    from .sampling import interpolate_classes, sample_latents
+
+    num_classes = G.num_classes or 0
+    if not (0 <= y0 < num_classes and 0 <= y1 < num_classes):
+        raise ValueError(f"y0 and y1 must be class indices in [0, {num_classes - 1}], got {y0} and {y1}")
+    if num_latents < 2 or steps < 2:
+        raise ValueError(f"num_latents and steps must be >= 2, got {num_latents} and {steps}")
+    was_training = G.training
+    G.eval()
+    t = torch.linspace(0, 1, steps)
+    try:
+        probs = torch.stack([  # (n, steps, K)
+            torch.softmax(classifier.features_and_logits(interpolate_classes(G, z, y0, y1, t))[1], dim=1)
+            for z in sample_latents(num_latents, G.z_dim, seed)])
+    finally:
+        G.train(was_training)
+    p1, p0 = probs[:, :, y1], probs[:, :, y0]  # (n, steps)
+    return {"t": t.tolist(), "p_end": p1.mean(0).tolist(), "p_start": p0.mean(0).tolist(),
+            "ci95": (1.96 * p1.std(0) / num_latents ** 0.5).tolist(), "num_latents": num_latents}
 
 
 def evaluate_generator(G: nn.Module, reference: FeatureStats, extractor: FeatureExtractor,

@@ -16,7 +16,8 @@ import torch.nn as nn
 
 from .data import CLASSES, REPO_ROOT
 from .models import build_generator
-from .checkpoints import CheckpointError, load_checkpoint, load_state_strict, model_config_from, require_keys
+from .checkpoints import (CheckpointError, load_checkpoint, load_state_strict, model_config_from, require_keys,
+                          with_legacy_fields)
 from .train import TrainConfig, load_generator_from_checkpoint
 
 PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained"
@@ -113,7 +114,8 @@ def training_command(config: dict, steps: int | None = None, out: str = "runs/pr
     trains exactly as far as the checkpoint did in one go.
     """
     defaults = TrainConfig().to_dict()
-    config = {**config, "steps": steps or config["steps"], "max_minutes": defaults["max_minutes"], "out": out}
+    config = {**config, "steps": steps or config["steps"], "max_minutes": defaults["max_minutes"], "out": out,
+              "model": with_legacy_fields(config["model"])}  # an older config spells out the old architecture
     args = []
     for values, base in ((config["model"], defaults["model"]), (config, defaults)):
         for k, v in values.items():

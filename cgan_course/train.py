@@ -56,6 +56,8 @@ class TrainConfig:
     loss: str = "auto"  # bce | hinge; auto: bce for classic, hinge for projection
     ema_decay: float = 0.999  # EMA of G's weights, used for sampling; 0 turns it off
     ema_start: int = 0  # step at which averaging starts (before: the EMA copies G)
+    fake_labels: str = "uniform"  # labels of the D step's fakes: "uniform" random or "real" (the real batch's)
+    reuse_fakes: bool = False  # the G step reuses the last D step's z and labels instead of drawing new ones
     diffaug: str = ""  # DiffAugment ops, e.g. "color,translation,cutout"; "" = off
     # run
     seed: int = 0
@@ -79,6 +81,8 @@ class TrainConfig:
             raise ValueError(f"loss must be 'auto' or one of {list(LOSSES)}, got {self.loss!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+        if self.fake_labels not in ("uniform", "real"):
+            raise ValueError(f"fake_labels must be 'uniform' or 'real', got {self.fake_labels!r}")
         if self.channels_last not in ("auto", "on", "off"):
             raise ValueError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
         for name in ("steps", "batch_size", "d_steps", "log_every", "sample_every", "ckpt_every"):
@@ -391,7 +395,7 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
             for _ in range(cfg.d_steps):
                 x_real, y_real = next(batches)
                 z = torch.randn(cfg.batch_size, cfg.model.z_dim, device=device)
-                y_fake = random_labels(cfg.batch_size)
+                y_fake = y_real if cfg.fake_labels == "real" else random_labels(cfg.batch_size)
                 with torch.no_grad(), autocast:
                     x_fake = G(z, y_fake)
                 with autocast:
@@ -409,8 +413,9 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
                 scaler_d.scale(loss_d).backward()
                 scaler_d.step(opt_d)
                 scaler_d.update()
-            z = torch.randn(cfg.batch_size, cfg.model.z_dim, device=device)
-            y_fake = random_labels(cfg.batch_size)
+            if not cfg.reuse_fakes:
+                z = torch.randn(cfg.batch_size, cfg.model.z_dim, device=device)
+                y_fake = random_labels(cfg.batch_size)
             with autocast:
                 loss_g = g_loss_fn(D(augment(G(z, y_fake)), y_fake).float())
             opt_g.zero_grad(set_to_none=True)

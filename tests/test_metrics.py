@@ -293,3 +293,13 @@ def test_label_fidelity_of_a_perfect_generator_is_the_classifier_accuracy(sample
     assert float(metrics.fid(stats, ref)) < 1e-3 * np.trace(ref.cov)
     blind = metrics.generator_stats(FromImagesG(images, labels, ignore_labels=True), clf, num_samples=1000)
     assert float(metrics.intra_fid(stats, ref)) < 0.01 * float(metrics.intra_fid(blind, ref))
+
+
+def test_wilson_interval_matches_the_textbook_values():
+    """Reference values from the closed form (Wilson 1927), as tabulated e.g. by Newcombe (1998)."""
+    low, high = metrics.wilson_interval(0.5, 100)
+    assert (round(low, 4), round(high, 4)) == (0.4038, 0.5962)
+    low, high = metrics.wilson_interval(0.0, 10)  # never below 0, unlike the normal approximation
+    assert low == pytest.approx(0.0, abs=1e-12) and round(high, 4) == 0.2775
+    with pytest.raises(ValueError, match="n must be positive"):
+        metrics.wilson_interval(0.5, 0)

@@ -1,4 +1,6 @@
 """Shapes, ranges and input checks of every model family, size and class count."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -85,13 +87,17 @@ def test_bad_config(kwargs, match):
 
 
 def test_parameter_counts_are_stable():
-    """The numbers notebook 03 prints; a change here is a change to the course's models."""
+    """The numbers notebook 03 prints; a change here is a change to the course's models.
+    Regenerate after a deliberate change with: python -c "from cgan_course.models import *;
+    print([(count_parameters(build_generator(ModelConfig(arch=a, backbone=b))),
+    count_parameters(build_discriminator(ModelConfig(arch=a, backbone=b)))) for a, b in
+    [('classic', 'dcgan'), ('projection', 'dcgan'), ('projection', 'resnet')]])"."""
     counts = {(a, b): (count_parameters(build_generator(ModelConfig(arch=a, backbone=b))),
                        count_parameters(build_discriminator(ModelConfig(arch=a, backbone=b))))
               for a, b in FAMILIES}
     assert counts == {("classic", "dcgan"): (1_388_919, 673_601),
-                      ("projection", "dcgan"): (3_829_507, 5_161_793),
-                      ("projection", "resnet"): (4_304_387, 1_055_105)}
+                      ("projection", "dcgan"): (3_830_659, 5_161_793),
+                      ("projection", "resnet"): (4_308_995, 1_055_105)}
 
 
 def test_classic_discriminator_sees_label_at_input():
@@ -109,3 +115,44 @@ def test_projection_embedding_starts_at_the_scale_of_the_linear_head():
     embed_std = head.embed.parametrizations.weight.original.std().item()
     linear_std = head.linear.parametrizations.weight.original.std().item()
     assert embed_std < 3 * linear_std, (embed_std, linear_std)
+
+
+def test_out_cbn_makes_the_last_batchnorm_class_conditional():
+    """With ``out_cbn`` the class reaches the features right before the RGB conv: differing only
+    there (every earlier CBN table identical across classes), two labels still give two images."""
+    torch.manual_seed(0)
+    G = build_generator(ModelConfig(g_width=8, out_cbn=True)).eval()
+    assert isinstance(G.bn_out, ConditionalBatchNorm2d)
+    with torch.no_grad():
+        for m in G.modules():
+            if isinstance(m, ConditionalBatchNorm2d):
+                m.gamma.weight.fill_(1.0), m.beta.weight.zero_()
+        z = torch.randn(1, 128).repeat(2, 1)
+        same = G(z, torch.tensor([0, 1]))
+        G.bn_out.beta.weight[1].fill_(0.5)  # class 1 only, last BN only
+        differ = G(z, torch.tensor([0, 1]))
+    assert torch.equal(same[0], same[1])
+    assert not torch.allclose(differ[0], differ[1])
+    assert isinstance(build_generator(ModelConfig(g_width=8, out_cbn=False)).bn_out, torch.nn.BatchNorm2d)
+
+
+def test_configs_saved_before_out_cbn_build_the_old_generator():
+    """Checkpoints written before ``out_cbn`` existed (the committed generator, old runs) hold a
+    plain last BatchNorm; their configs must keep building exactly that."""
+    from cgan_course.checkpoints import model_config_from
+
+    old = {k: v for k, v in dataclasses.asdict(ModelConfig(g_width=8)).items() if k != "out_cbn"}
+    assert model_config_from(old, "old.pt").out_cbn is False
+    assert model_config_from({**old, "out_cbn": True}, "new.pt").out_cbn is True
+
+
+def test_default_generator_starts_unsaturated():
+    """At initialisation the default projection G draws mid-grey noise (< 2% of pixels beyond
+    +-0.9). Xavier init puts 10-20% there: images a fresh D tells from photos at once, the start of
+    the early D-dominance the conditioning ablation traced the slow class learning to."""
+    torch.manual_seed(0)
+    z, y = torch.randn(64, 128), torch.randint(0, 10, (64,))
+    with torch.no_grad():
+        x = build_generator(ModelConfig(g_width=32))(z, y)
+        x_xavier = build_generator(ModelConfig(g_width=32, g_init="xavier"))(z, y)
+    assert (x.abs() > 0.9).float().mean() < 0.02 < (x_xavier.abs() > 0.9).float().mean()

@@ -56,3 +56,21 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     pretrained.card_path(other).write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match="weights do not fit this model"):
         pretrained.load_generator(path=other)
+
+
+# Along a morph of two visibly distant classes with z fixed, the classifier's probability of the
+# target class must climb from below START_CEILING to above END_FLOOR (mean over 50 latents).
+# The committed generator measures 0.04 -> 0.49 (airplane -> frog, 100 latents, notebook 05).
+MORPH_START_CEILING, MORPH_END_FLOOR = 0.2, 0.35
+
+
+def test_class_morph_moves_the_class():
+    G = pretrained.load_generator()
+    clf = metrics.ClassifierFeatures()
+    curve = metrics.class_morph_curve(G, clf, CLASSES.index("airplane"), CLASSES.index("frog"), num_latents=50)
+    p = curve["p_end"]
+    assert p[0] < MORPH_START_CEILING and p[-1] > MORPH_END_FLOOR, p
+    same = metrics.class_morph_curve(G, clf, 3, 3, num_latents=2, steps=3)["p_end"]
+    assert max(same) - min(same) < 1e-5  # no class change, no image change
+    with pytest.raises(ValueError, match="class indices"):
+        metrics.class_morph_curve(G, clf, 0, 12)

@@ -275,3 +275,28 @@ def test_channels_last_auto_is_on_for_cuda_and_cpu_not_mps(tmp_path, sample):
     conv = {cl: next(p for p in r.D.parameters() if p.ndim == 4) for cl, r in res.items()}  # [8, 3, 3, 3]
     assert conv["auto"].is_contiguous(memory_format=torch.channels_last) and not conv["auto"].is_contiguous()
     assert conv["off"].is_contiguous()
+
+
+@pytest.mark.parametrize("fake_labels,reuse", [("uniform", False), ("real", True)])
+def test_fake_labels_and_reuse(tmp_path, sample, monkeypatch, fake_labels, reuse):
+    """``fake_labels="real"``: the D step's fakes carry the real batch's labels (the same class
+    mix on both sides of D). ``reuse_fakes``: the G step draws those same (z, y) again."""
+    calls = []  # (grad enabled, z, y) per generator call
+    original = train_mod.build_generator
+
+    def recording_generator(cfg):
+        G = original(cfg)
+        G.register_forward_pre_hook(lambda m, args: calls.append((torch.is_grad_enabled(), *args)))
+        return G
+
+    reals = []
+    original_next = train_mod.DeviceBatches.__next__
+    monkeypatch.setattr(train_mod, "build_generator", recording_generator)
+    monkeypatch.setattr(train_mod.DeviceBatches, "__next__", lambda self: reals.append(original_next(self)) or reals[-1])
+    train(tiny_cfg(tmp_path, steps=3, fake_labels=fake_labels, reuse_fakes=reuse), sample)
+    calls = calls[:6]  # the final sample grid calls G too
+    d_calls, g_calls = calls[0::2], calls[1::2]
+    assert [c[0] for c in d_calls] == [False] * 3 and [c[0] for c in g_calls] == [True] * 3
+    for (_, z_d, y_d), (_, z_g, y_g), (_, y_real) in zip(d_calls, g_calls, reals):
+        assert torch.equal(y_d, y_real) == (fake_labels == "real")
+        assert torch.equal(z_d, z_g) == reuse and torch.equal(y_d, y_g) == reuse
