@@ -46,7 +46,7 @@ RECIPE_FIELDS = ("model", "loss", "batch_size", "lr_g", "lr_d", "beta1", "beta2"
 
 
 def recipe(family: str) -> TrainConfig:
-    """The classroom recipe of each family (notebooks 04/05): batch 64, Adam beta1 0.5, EMA 0.999."""
+    """The recipe compared for each family: batch 64, Adam beta1 0.5, EMA 0.999."""
     if family == "classic":
         model, loss = ModelConfig(arch="classic", g_width=64, d_width=64), "bce"
     elif family == "projection":

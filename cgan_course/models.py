@@ -285,7 +285,8 @@ class ProjectionGenerator(nn.Module):
     """Generator with class-conditional BatchNorm (DCGAN or ResNet body).
 
     z (B, z_dim) -> linear -> (B, c0, 4, 4) -> [up block] x log2(S/4) -> CBN, ReLU, conv -> tanh
-    (B, 3, S, S) (``out_cbn=False``: a plain BN before the last conv, as the first pretrained file has). For S=32 and width w: dcgan 8w -> 4w -> 2w -> w channels; resnet 4w throughout.
+    (B, 3, S, S). For S=32 and width w: dcgan 8w -> 4w -> 2w -> w channels; resnet 4w throughout.
+    ``out_cbn=False`` puts a plain BN before the last conv (the first pretrained file has one).
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -305,8 +306,9 @@ class ProjectionGenerator(nn.Module):
         self.out_cbn = cfg.out_cbn and cfg.num_classes > 0
         self.bn_out = ConditionalBatchNorm2d(chans[-1], cfg.num_classes) if self.out_cbn else nn.BatchNorm2d(chans[-1])
         self.conv_out = nn.Conv2d(chans[-1], 3, 3, 1, 1)
-        # PyTorch's default init and a class-conditional last BN: with Xavier and a plain last BN,
-        # label fidelity after 1,000 steps was 14% against 21% (benchmarks/conditioning_ablation.py)
+        # PyTorch's default init by default: Xavier's first images are high-contrast noise that a
+        # fresh D rejects at once, and with a plain last BN the class was learned far slower
+        # (benchmarks/conditioning_ablation.py measures both, one at a time)
         if cfg.g_init == "xavier":
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
