@@ -306,9 +306,8 @@ class ProjectionGenerator(nn.Module):
         self.out_cbn = cfg.out_cbn and cfg.num_classes > 0
         self.bn_out = ConditionalBatchNorm2d(chans[-1], cfg.num_classes) if self.out_cbn else nn.BatchNorm2d(chans[-1])
         self.conv_out = nn.Conv2d(chans[-1], 3, 3, 1, 1)
-        # PyTorch's default init by default: Xavier's first images are high-contrast noise that a
-        # fresh D rejects at once, and with a plain last BN the class was learned far slower
-        # (benchmarks/conditioning_ablation.py measures both, one at a time)
+        # PyTorch's default init by default: with Xavier (first images: high-contrast noise) and
+        # with a plain last BN the class was learned slower (benchmarks/conditioning_ablation.py)
         if cfg.g_init == "xavier":
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):

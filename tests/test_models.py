@@ -148,8 +148,8 @@ def test_configs_saved_before_out_cbn_build_the_old_generator():
 
 def test_default_generator_starts_unsaturated():
     """At initialisation the default projection G draws mid-grey noise (< 2% of pixels beyond
-    +-0.9). Xavier init puts 10-20% there: images a fresh D tells from photos at once, the start of
-    the early D-dominance the conditioning ablation traced the slow class learning to."""
+    +-0.9); Xavier init, which the conditioning ablation measured learning the class slower,
+    puts 10-20% there."""
     torch.manual_seed(0)
     z, y = torch.randn(64, 128), torch.randint(0, 10, (64,))
     with torch.no_grad():
