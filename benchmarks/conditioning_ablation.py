@@ -5,9 +5,10 @@
     python benchmarks/conditioning_ablation.py --report --out benchmarks/results/conditioning_ablation.json
 
 Every variant is one ``train()`` run of the same base recipe (projection cGAN, width 32, Adam
-(2e-4, 0.0, 0.9), batch 64, hinge, EMA 0.999, fp32, seed 0) with the fields in ``VARIANTS`` changed.
-After ``--steps`` steps its EMA generator (BatchNorm recalibrated, as the export does) is scored
-by the course classifier: label fidelity on ``--samples`` class-balanced samples (seed 0).
+(2e-4, 0.0, 0.9), batch 64, hinge, EMA 0.999, fp32, seed 0 or ``--seed``) with the fields in
+``VARIANTS`` changed. After ``--steps`` steps its EMA generator (BatchNorm recalibrated, as the
+export does) is scored by the course classifier: label fidelity on ``--samples`` class-balanced
+samples (sampling seed 0).
 
 Two variants can run at once on a 2-core machine with ``--threads 1`` each (pin them with
 ``taskset -c 0`` / ``taskset -c 1``); each writes ``<runs-dir>/<variant>/result.json``, and
@@ -52,9 +53,10 @@ VARIANTS: dict[str, tuple[dict, dict]] = {
 }
 
 
-def config(variant: str, steps: int, threads: int, run_dir: Path, data_root: str | None, source: str) -> TrainConfig:
+def config(variant: str, steps: int, threads: int, run_dir: Path, data_root: str | None, source: str,
+           seed: int = 0) -> TrainConfig:
     train_kw, model_kw = VARIANTS[variant]
-    return dataclasses.replace(BASE, model=dataclasses.replace(BASE.model, **model_kw), steps=steps,
+    return dataclasses.replace(BASE, model=dataclasses.replace(BASE.model, **model_kw), steps=steps, seed=seed,
                                threads=threads, out=str(run_dir), data_root=data_root, data_source=source,
                                log_every=100, sample_every=steps, ckpt_every=500, progress=False, **train_kw)
 
@@ -63,8 +65,8 @@ def run(args: argparse.Namespace) -> None:
     run_dir = Path(args.runs_dir) / args.variant
     if (run_dir / "checkpoint.pt").exists() and not (args.resume or args.score_only):
         raise SystemExit(f"error: {run_dir} already holds a run; pass --resume to continue it or choose --runs-dir")
-    cfg = dataclasses.replace(config(args.variant, args.steps, args.threads, run_dir, args.data_root, args.source),
-                              resume=args.resume)
+    cfg = dataclasses.replace(config(args.variant, args.steps, args.threads, run_dir, args.data_root, args.source,
+                                     args.seed), resume=args.resume)
     torch.set_num_threads(args.threads)
     if not args.score_only:
         train(cfg, load_cifar10(args.data_root, train=True, source=args.source))
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: {ckpt} was not trained as variant {args.variant!r} (differs in: model or {differ})")
     G = recalibrate_batchnorm(load_generator_from_checkpoint(ckpt)).eval()
     score = metrics.label_fidelity(G, metrics.ClassifierFeatures(), num_samples=args.samples)
-    row = {"variant": args.variant, "changed": VARIANTS[args.variant], "steps": state["step"],
+    row = {"variant": args.variant, "changed": VARIANTS[args.variant], "seed": args.seed, "steps": state["step"],
            "label_fidelity": score.value, "samples": score.num_samples, "per_class": score.details["per_class"],
            "minutes": round(state["history"][-1]["time_s"] / 60, 1), "threads": args.threads,
            "hardware": hardware()}
@@ -86,11 +88,11 @@ def run(args: argparse.Namespace) -> None:
 
 
 def report(args: argparse.Namespace) -> None:
-    rows = [json.loads(p.read_text()) for p in sorted(Path(args.runs_dir).glob("*/result.json"))]
+    rows = [json.loads(p.read_text()) for p in sorted(Path(args.runs_dir).glob("**/result.json"))]
     if not rows:
         raise SystemExit(f"error: no results under {args.runs_dir}; run some --variant first")
-    print(table([[r["variant"], r["steps"], 100 * r["label_fidelity"], r["samples"], r["minutes"]] for r in rows],
-                ["variant", "steps", "label fidelity %", "samples", "minutes"]))
+    print(table([[r["variant"], r.get("seed", 0), r["steps"], 100 * r["label_fidelity"], r["samples"], r["minutes"]]
+                 for r in rows], ["variant", "seed", "steps", "label fidelity %", "samples", "minutes"]))
     emit({"benchmark": "conditioning_ablation", "base": dataclasses.asdict(BASE), "results": rows}, args.out)
 
 
@@ -100,6 +102,7 @@ def main() -> None:
     p.add_argument("--report", action="store_true", help="gather the finished variants into one table")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0, help="training seed (model init, noise, data order)")
     p.add_argument("--samples", type=int, default=2000)
     p.add_argument("--data-root", default=None, help="CIFAR-10 folder or .tar.gz (default: $CGAN_COURSE_CIFAR10)")
     p.add_argument("--source", default="auto")
