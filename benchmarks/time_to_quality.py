@@ -38,7 +38,7 @@ from cgan_course import metrics  # noqa: E402
 from cgan_course.data import ENV_VAR, DatasetError, load_cifar10, resolve_source  # noqa: E402
 from cgan_course.models import ModelConfig, build_generator  # noqa: E402
 from cgan_course.sampling import sample_grid, save_image_grid  # noqa: E402
-from cgan_course.checkpoints import load_checkpoint, save_checkpoint  # noqa: E402
+from cgan_course.checkpoints import load_checkpoint, model_config_from, save_checkpoint  # noqa: E402
 from cgan_course.train import TrainConfig, train  # noqa: E402
 
 FAMILIES = ("classic", "projection")
@@ -133,7 +133,7 @@ def train_parallel(args, families: list[str]) -> None:
 
 def load_snapshot(path: Path) -> tuple[torch.nn.Module, dict]:
     state = load_checkpoint(path)  # weights_only=True
-    G = build_generator(ModelConfig(**state["model"]))
+    G = build_generator(model_config_from(state["model"], path))
     G.load_state_dict(state["G_ema"])
     return G.eval(), state
 

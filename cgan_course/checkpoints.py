@@ -71,13 +71,18 @@ def model_config_from(saved: dict, path: str | Path) -> ModelConfig:
 
 
 def check_model_config(saved: dict, wanted: ModelConfig, path: str | Path) -> None:
-    """Refuse a checkpoint whose architecture differs from the requested one, naming the fields."""
+    """Refuse a checkpoint whose architecture differs from the requested one, naming the fields.
+
+    ``g_init`` only sets the starting weights, which a resume replaces, and ``out_cbn`` does
+    nothing for the classic CGAN or an unconditional model: neither refuses a resume there."""
     wanted_d, saved = dataclasses.asdict(wanted), with_legacy_fields(saved)
-    diff = {k: (saved.get(k), v) for k, v in wanted_d.items() if saved.get(k) != v}
+    ignored = {"g_init"} | ({"out_cbn"} if wanted.arch == "classic" or wanted.num_classes == 0 else set())
+    diff = {k: (saved.get(k), v) for k, v in wanted_d.items() if k not in ignored and saved.get(k) != v}
     if diff:
         desc = ", ".join(f"{k}: checkpoint {a!r} vs requested {b!r}" for k, (a, b) in diff.items())
+        hint = " (a run from before out_cbn existed resumes with --no-out-cbn)" if "out_cbn" in diff else ""
         raise CheckpointError(f"{path} was trained with a different model ({desc}). Use the checkpoint's "
-                              "own settings, or a different --out folder for a new run.")
+                              f"own settings{hint}, or a different --out folder for a new run.")
 
 
 def load_state_strict(module: nn.Module, state: dict, what: str, path: str | Path) -> None:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from .data import CLASSES
 from .sampling import sample_grid, to_image_grid
+from .widgets import class_names
 
 
 def class_grid_figure(G: nn.Module, per_class: int = 10, seed: int = 0, title: str = "",
@@ -16,12 +16,12 @@ def class_grid_figure(G: nn.Module, per_class: int = 10, seed: int = 0, title: s
     """
     import matplotlib.pyplot as plt
 
-    names = list(getattr(G, "classes", None) or CLASSES)[: G.num_classes or len(CLASSES)]
     grid = to_image_grid(sample_grid(G, per_class=per_class, seed=seed, truncation=truncation), nrow=per_class)
-    fig, ax = plt.subplots(figsize=(tile_inches * per_class + 1.2, tile_inches * len(names) + 0.5))
+    rows = G.num_classes or 10  # an unconditional G: ten rows of fresh samples, no names
+    fig, ax = plt.subplots(figsize=(tile_inches * per_class + 1.2, tile_inches * rows + 0.5))
     ax.imshow(grid.permute(1, 2, 0), interpolation="nearest")  # (3, H, W) -> (H, W, 3)
-    row = grid.shape[1] / len(names)
-    ax.set_yticks([row * (i + 0.5) for i in range(len(names))], names)
+    row = grid.shape[1] / rows
+    ax.set_yticks([row * (i + 0.5) for i in range(rows)], class_names(G) if G.num_classes else [""] * rows)
     ax.set_xticks([])
     ax.tick_params(length=0)
     for side in ax.spines.values():
@@ -29,3 +29,4 @@ def class_grid_figure(G: nn.Module, per_class: int = 10, seed: int = 0, title: s
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+

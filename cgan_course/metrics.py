@@ -676,6 +676,9 @@ def class_morph_curve(G: nn.Module, classifier: FeatureExtractor, y0: int, y1: i
         raise ValueError(f"y0 and y1 must be class indices in [0, {num_classes - 1}], got {y0} and {y1}")
     if num_latents < 2 or steps < 2:
         raise ValueError(f"num_latents and steps must be >= 2, got {num_latents} and {steps}")
+    if classifier.name != "classifier":
+        raise ValueError(f"a class morph is judged by a classifier with logits (metrics.ClassifierFeatures()), "
+                         f"got the {classifier.name!r} extractor")
     was_training = G.training
     G.eval()
     t = torch.linspace(0, 1, steps)

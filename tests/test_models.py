@@ -141,9 +141,9 @@ def test_configs_saved_before_out_cbn_build_the_old_generator():
     plain last BatchNorm; their configs must keep building exactly that."""
     from cgan_course.checkpoints import model_config_from
 
-    old = {k: v for k, v in dataclasses.asdict(ModelConfig(g_width=8)).items() if k != "out_cbn"}
-    assert model_config_from(old, "old.pt").out_cbn is False
-    assert model_config_from({**old, "out_cbn": True}, "new.pt").out_cbn is True
+    old = {k: v for k, v in dataclasses.asdict(ModelConfig(g_width=8)).items() if k not in ("out_cbn", "g_init")}
+    assert model_config_from(old, "old.pt").out_cbn is False and model_config_from(old, "old.pt").g_init == "xavier"
+    assert model_config_from({**old, "out_cbn": True, "g_init": "pytorch"}, "new.pt").out_cbn is True
 
 
 def test_default_generator_starts_unsaturated():
@@ -156,3 +156,26 @@ def test_default_generator_starts_unsaturated():
         x = build_generator(ModelConfig(g_width=32))(z, y)
         x_xavier = build_generator(ModelConfig(g_width=32, g_init="xavier"))(z, y)
     assert (x.abs() > 0.9).float().mean() < 0.02 < (x_xavier.abs() > 0.9).float().mean()
+
+
+def test_resume_checks_ignore_what_cannot_differ():
+    """A resume compares architectures: ``g_init`` only sets starting weights and ``out_cbn`` does
+    nothing for the classic CGAN, so an old classic run resumes under the new defaults; an old
+    projection run is refused with the flag that rebuilds it."""
+    from cgan_course.checkpoints import CheckpointError, check_model_config
+    from cgan_course.pretrained import training_command
+
+    def saved_before(cfg: ModelConfig) -> dict:
+        return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out_cbn", "g_init")}
+
+    check_model_config(saved_before(ModelConfig(arch="classic")), ModelConfig(arch="classic"), "old.pt")
+    check_model_config(dataclasses.asdict(ModelConfig(g_init="xavier")), ModelConfig(), "new.pt")
+    with pytest.raises(CheckpointError, match="out_cbn: checkpoint False vs requested True.*--no-out-cbn"):
+        check_model_config(saved_before(ModelConfig()), ModelConfig(), "old.pt")
+    from cgan_course.train import TrainConfig
+
+    old = TrainConfig().to_dict()
+    old["model"] = saved_before(ModelConfig(g_width=48))
+    assert {"--g-width 48", "--no-out-cbn", "--g-init xavier"} <= set(
+        training_command(old, steps=10).replace(" --", "\n--").splitlines())
+    assert "out-cbn" not in training_command(TrainConfig().to_dict(), steps=10)

@@ -277,7 +277,7 @@ def test_channels_last_auto_is_on_for_cuda_and_cpu_not_mps(tmp_path, sample):
     assert conv["off"].is_contiguous()
 
 
-@pytest.mark.parametrize("fake_labels,reuse", [("uniform", False), ("real", True)])
+@pytest.mark.parametrize("fake_labels,reuse", [("uniform", False), ("uniform", True), ("real", True)])
 def test_fake_labels_and_reuse(tmp_path, sample, monkeypatch, fake_labels, reuse):
     """``fake_labels="real"``: the D step's fakes carry the real batch's labels (the same class
     mix on both sides of D). ``reuse_fakes``: the G step draws those same (z, y) again."""
