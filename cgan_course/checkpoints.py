@@ -12,10 +12,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .errors import CourseError
 from .models import ModelConfig
 
 
-class CheckpointError(ValueError):
+class CheckpointError(CourseError):
     """A checkpoint that cannot be used here; the message says why and what to do."""
 
 

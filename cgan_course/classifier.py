@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import CourseError, run_cli
 from .data import CLASSES, REPO_ROOT, DatasetError, load_cifar10, to_unit_range
 from .models import count_parameters
 from .checkpoints import CheckpointError, load_checkpoint, load_state_strict, require_keys, save_checkpoint
@@ -131,7 +132,7 @@ class Classifier(nn.Module):
 
 def _check_images(x: torch.Tensor) -> None:
     if not x.is_floating_point() or x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"the classifier takes float images [B, 3, H, W] in [-1, 1], got "
+        raise CourseError(f"the classifier takes float images [B, 3, H, W] in [-1, 1], got "
                          f"{x.dtype} {list(x.shape)}; convert uint8 images with data.to_unit_range first.")
 
 
@@ -368,10 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.choices["evaluate"]
     p.add_argument("--weights", default=None, help="default: data/pretrained/classifier.pt")
     args = parser.parse_args(argv)
-    try:
-        _run(args, argv)
-    except (DatasetError, CheckpointError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from None
+    run_cli(lambda: _run(args, argv), parser.prog)
 
 
 def _run(args: argparse.Namespace, argv: list[str] | None) -> None:

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from .errors import CourseError, run_cli
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 MODES = ("smoke", "classroom", "full")
@@ -64,7 +66,7 @@ def find_notebooks(notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
     wanted = {int(str(n).strip()[:2]) for n in only if str(n).strip()}
     available = {int(p.name[:2]) for p in found}
     if wanted - available:
-        raise ValueError(f"no notebook numbered {sorted(wanted - available)} in {notebooks_dir}; "
+        raise CourseError(f"no notebook numbered {sorted(wanted - available)} in {notebooks_dir}; "
                          f"available: {', '.join(p.name for p in found) or 'none'}")
     return [p for p in found if int(p.name[:2]) in wanted]
 
@@ -141,13 +143,13 @@ def run_course(mode: str, out: str | os.PathLike | None = None, inplace: bool = 
                log=print) -> list[NotebookResult]:
     """Run the course notebooks in ``mode``; see the module docstring. Keeps going after a failure."""
     if mode not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        raise CourseError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if inplace and out is not None:
-        raise ValueError("pass either out (a folder for the executed copies) or inplace=True, not both")
+        raise CourseError("pass either out (a folder for the executed copies) or inplace=True, not both")
     notebooks_dir = Path(notebooks_dir).resolve()
     notebooks = find_notebooks(notebooks_dir, only)
     if not notebooks:
-        raise ValueError(f"no NN_*.ipynb notebooks in {notebooks_dir}")
+        raise CourseError(f"no NN_*.ipynb notebooks in {notebooks_dir}")
     out_dir = notebooks_dir if inplace else Path(out) if out is not None else REPO_ROOT / "runs" / f"course-{mode}"
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
@@ -212,11 +214,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", help="comma-separated notebook numbers, e.g. 02,05")
     parser.add_argument("--notebooks", default=str(NOTEBOOKS_DIR), help="folder of NN_*.ipynb (default: notebooks/)")
     args = parser.parse_args(argv)
-    try:
-        results = run_course(args.mode, out=args.out, inplace=args.inplace,
-                             only=args.only.split(",") if args.only else None, notebooks_dir=args.notebooks)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
+    results = run_cli(lambda: run_course(args.mode, out=args.out, inplace=args.inplace,
+                                         only=args.only.split(",") if args.only else None,
+                                         notebooks_dir=args.notebooks), parser.prog)
     print()
     print(format_table(results))
     if not all(r.ok for r in results):

@@ -28,6 +28,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from .errors import CourseError, run_cli
+
 CLASSES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
@@ -39,7 +41,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SOURCES = ("torchvision", "folder", "sample")
 
 
-class DatasetError(ValueError):
+class DatasetError(CourseError):
     """Bad or missing data; the message names the path and the fix."""
 
 
@@ -309,7 +311,7 @@ def _require_uint8(images: torch.Tensor, fn: str) -> None:
     # float input would already be scaled (scaling it twice is silent garbage), and the in-place
     # arithmetic below would overwrite the caller's tensor
     if images.dtype != torch.uint8:
-        raise ValueError(f"{fn} expects uint8 images in [0, 255] (as load_cifar10 returns them), got {images.dtype}")
+        raise CourseError(f"{fn} expects uint8 images in [0, 255] (as load_cifar10 returns them), got {images.dtype}")
 
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:
@@ -357,9 +359,9 @@ class DeviceBatches:
                  device: torch.device | str = "cpu", hflip: bool = True, seed: int = 0,
                  rank: int = 0, world_size: int = 1):
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be uint8 [N, C, H, W], got {images.dtype} {list(images.shape)}")
+            raise CourseError(f"images must be uint8 [N, C, H, W], got {images.dtype} {list(images.shape)}")
         if batch_size > images.shape[0] // world_size:
-            raise ValueError(f"batch_size {batch_size} is larger than the {images.shape[0] // world_size} "
+            raise CourseError(f"batch_size {batch_size} is larger than the {images.shape[0] // world_size} "
                              "images per process; lower batch_size.")
         self.device = torch.device(device)
         self.images = images.to(self.device)
@@ -432,28 +434,29 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("download", help="download the official CIFAR-10 with torchvision (needs internet)")
     p.add_argument("--root", default="data", help="folder for cifar-10-batches-py (default: data)")
     p = sub.add_parser("prepare", help="decode a class-folder tree or .tar.gz once and cache it")
-    p.add_argument("path", help="e.g. ../shared/data/cifar10-jpg.tar.gz")
+    p.add_argument("path", help="a class-folder tree or .tar.gz, e.g. $CGAN_COURSE_CIFAR10")
     p = sub.add_parser("info", help="show which source 'auto' picks and the split sizes")
     p.add_argument("--root", default="data")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "download":
-            for train in (True, False):
-                images, _ = load_cifar10(args.root, train=train, source="torchvision", download=True)
-                print(f"{'train' if train else 'test'}: {images.shape[0]} images in {args.root}")
-        elif args.command == "prepare":
-            for split in ("train", "test"):
-                images, labels, classes = load_image_folder(args.path, split)
-                print(f"{split}: {images.shape[0]} images, {len(classes)} classes, cached "
-                      f"({_cache_path(Path(args.path), split, 32)})")
-            print(f"Use it: export {ENV_VAR}={Path(args.path).resolve()}")
-        else:
-            for train in (True, False):
-                images, labels = load_cifar10(args.root, train=train)
-                print(f"{'train' if train else 'test'}: {list(images.shape)} "
-                      f"per class {torch.bincount(labels, minlength=10).tolist()}")
-    except DatasetError as err:
-        raise SystemExit(f"error: {err}") from None
+    run_cli(lambda: _run(args), parser.prog)
+
+
+def _run(args: argparse.Namespace) -> None:
+    if args.command == "download":
+        for train in (True, False):
+            images, _ = load_cifar10(args.root, train=train, source="torchvision", download=True)
+            print(f"{'train' if train else 'test'}: {images.shape[0]} images in {args.root}")
+    elif args.command == "prepare":
+        for split in ("train", "test"):
+            images, labels, classes = load_image_folder(args.path, split)
+            print(f"{split}: {images.shape[0]} images, {len(classes)} classes, cached "
+                  f"({_cache_path(Path(args.path), split, 32)})")
+        print(f"Use it: export {ENV_VAR}={Path(args.path).resolve()}")
+    else:
+        for train in (True, False):
+            images, labels = load_cifar10(args.root, train=train)
+            print(f"{'train' if train else 'test'}: {list(images.shape)} "
+                  f"per class {torch.bincount(labels, minlength=10).tolist()}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .errors import CourseError
+
 
 def _color(x: torch.Tensor) -> torch.Tensor:
     b = x.shape[0]
@@ -53,6 +55,6 @@ def diff_augment(x: torch.Tensor, policy: str = "color,translation,cutout") -> t
     """Apply the comma-separated ops of ``policy`` to a batch [B, C, H, W]; '' is the identity."""
     for name in filter(None, (p.strip() for p in policy.split(","))):
         if name not in POLICIES:
-            raise ValueError(f"unknown DiffAugment op {name!r}; choose from {', '.join(POLICIES)}")
+            raise CourseError(f"unknown DiffAugment op {name!r}; choose from {', '.join(POLICIES)}")
         x = POLICIES[name](x)
     return x.contiguous()

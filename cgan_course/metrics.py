@@ -37,6 +37,7 @@ import torch
 import torch.nn as nn
 from scipy import linalg
 
+from .errors import CourseError, MissingFile
 from .data import CACHE_ENV_VAR, REPO_ROOT, load_cifar10, to_unit_range
 
 INCEPTION_ENV_VAR = "CGAN_COURSE_INCEPTION_WEIGHTS"
@@ -67,7 +68,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.shape[0],) * 2:
-        raise ValueError(f"shapes do not match: mu1 {mu1.shape}, sigma1 {sigma1.shape}, mu2 {mu2.shape}, "
+        raise CourseError(f"shapes do not match: mu1 {mu1.shape}, sigma1 {sigma1.shape}, mu2 {mu2.shape}, "
                          f"sigma2 {sigma2.shape}; both sides need the same feature extractor (same d).")
     if method == "auto":
         method = "sqrtm" if mu1.shape[0] <= 512 else "eigh"
@@ -75,7 +76,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     if method == "eigh":
         return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * _trace_sqrt_product(sigma1, sigma2))
     if method != "sqrtm":
-        raise ValueError(f"method must be 'sqrtm', 'eigh' or 'auto', got {method!r}")
+        raise CourseError(f"method must be 'sqrtm', 'eigh' or 'auto', got {method!r}")
     with warnings.catch_warnings():  # singular products are expected (few samples); handled below
         warnings.simplefilter("ignore", linalg.LinAlgWarning)
         covmean = linalg.sqrtm(sigma1 @ sigma2)
@@ -84,7 +85,7 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
             covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"sqrtm(sigma1 @ sigma2) has a large imaginary part "
+            raise CourseError(f"sqrtm(sigma1 @ sigma2) has a large imaginary part "
                              f"({np.abs(covmean.imag).max():.3g}): the covariances are not positive "
                              "semi-definite. Pass covariance matrices (e.g. RunningStats.cov).")
         covmean = covmean.real
@@ -96,11 +97,11 @@ def _trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     so its eigenvalues are real and >= 0 and the trace of the root is the sum of their roots."""
     w, v = np.linalg.eigh(sigma1)
     if w.min() < -1e-6 * max(1.0, abs(w.max())):
-        raise ValueError(f"sigma1 has a negative eigenvalue ({w.min():.3g}): not a covariance matrix.")
+        raise CourseError(f"sigma1 has a negative eigenvalue ({w.min():.3g}): not a covariance matrix.")
     a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # S1^(1/2)
     mu = np.linalg.eigvalsh(a @ sigma2 @ a)
     if mu.min() < -1e-6 * max(1.0, abs(mu.max())):
-        raise ValueError(f"sigma2 is not positive semi-definite (eigenvalue {mu.min():.3g} of A S2 A).")
+        raise CourseError(f"sigma2 is not positive semi-definite (eigenvalue {mu.min():.3g} of A S2 A).")
     return float(np.sqrt(np.clip(mu, 0, None)).sum())
 
 
@@ -120,7 +121,7 @@ class RunningStats:
     def update(self, features: torch.Tensor | np.ndarray) -> "RunningStats":
         x = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else np.asarray(features, np.float64)
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"features must be [N, {self.dim}], got {list(x.shape)}")
+            raise CourseError(f"features must be [N, {self.dim}], got {list(x.shape)}")
         n_b = x.shape[0]
         if n_b == 0:
             return self
@@ -140,7 +141,7 @@ class RunningStats:
     @property
     def cov(self) -> np.ndarray:
         if self.count < 2:
-            raise ValueError(f"a covariance needs at least 2 samples, got {self.count}")
+            raise CourseError(f"a covariance needs at least 2 samples, got {self.count}")
         return self._m2 / (self.count - 1)
 
 
@@ -165,7 +166,7 @@ class FeatureExtractor:
     @torch.no_grad()
     def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"expected images [N, 3, H, W], got {list(images.shape)}")
+            raise CourseError(f"expected images [N, 3, H, W], got {list(images.shape)}")
         feats, logits = [], []
         for i in range(0, images.shape[0], self.batch_size):
             x = images[i:i + self.batch_size]
@@ -275,7 +276,7 @@ def _inception_state(weights: str | Path | None, timeout: float) -> dict:
         candidates.append((Path(os.environ[INCEPTION_ENV_VAR]), f"${INCEPTION_ENV_VAR}"))
     for path, origin in candidates:
         if not path.is_file():
-            raise FileNotFoundError(_inception_help(f"{origin} points at {path}, which is not a file."))
+            raise MissingFile(_inception_help(f"{origin} points at {path}, which is not a file."))
         return _load_inception_file(path)
     cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
     if cached.is_file():
@@ -285,7 +286,7 @@ def _inception_state(weights: str | Path | None, timeout: float) -> dict:
     try:
         torch.hub.load_state_dict_from_url(INCEPTION_URL, progress=False, check_hash=True)
     except Exception as err:
-        raise FileNotFoundError(_inception_help(
+        raise MissingFile(_inception_help(
             f"could not download the Inception weights ({type(err).__name__}: {err}); offline?")) from None
     finally:
         socket.setdefaulttimeout(old_timeout)
@@ -295,7 +296,7 @@ def _inception_state(weights: str | Path | None, timeout: float) -> dict:
 def _load_inception_file(path: Path) -> dict:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if not digest.startswith(INCEPTION_SHA256_PREFIX):
-        raise ValueError(_inception_help(f"{path} is not the FID Inception file (sha256 {digest[:8]}..., "
+        raise CourseError(_inception_help(f"{path} is not the FID Inception file (sha256 {digest[:8]}..., "
                                          f"expected {INCEPTION_SHA256_PREFIX}...)."))
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -316,7 +317,7 @@ def get_extractor(name: str = "classifier", device: str | torch.device = "cpu", 
         return ClassifierFeatures(device=device, **kwargs)
     if name == "inception":
         return InceptionFeatures(device=device, **kwargs)
-    raise ValueError(f"unknown feature extractor {name!r}; choose 'classifier' or 'inception'.")
+    raise CourseError(f"unknown feature extractor {name!r}; choose 'classifier' or 'inception'.")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -426,7 +427,7 @@ def reference_stats(extractor: FeatureExtractor, split: str = "train", source: s
     ``per_class`` (default: when dim <= 512) adds per-class statistics for intra-class FD.
     """
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise CourseError(f"split must be 'train' or 'test', got {split!r}")
     source, root = _resolve_source(source, root, split)
     data_source = describe_source(source, root)
     per_class = extractor.dim <= 512 if per_class is None else per_class
@@ -550,7 +551,7 @@ def _as_stats(source, extractor: FeatureExtractor | None, num_samples: int, labe
     if isinstance(source, FeatureStats):
         return source
     if extractor is None:
-        raise ValueError("pass a feature extractor (e.g. metrics.ClassifierFeatures()) to score a generator or images")
+        raise CourseError("pass a feature extractor (e.g. metrics.ClassifierFeatures()) to score a generator or images")
     if isinstance(source, nn.Module):
         return generator_stats(source, extractor, num_samples, **kwargs)
     if isinstance(source, torch.Tensor):
@@ -561,7 +562,7 @@ def _as_stats(source, extractor: FeatureExtractor | None, num_samples: int, labe
 def fd_between(a: FeatureStats, b: FeatureStats, method: str = "auto") -> Score:
     """FD between two sets of statistics (e.g. train vs test: the real-data floor)."""
     if a.extractor != b.extractor:
-        raise ValueError(f"cannot compare {a.extractor} features with {b.extractor} features: use one extractor.")
+        raise CourseError(f"cannot compare {a.extractor} features with {b.extractor} features: use one extractor.")
     value = frechet_distance(a.mean, a.cov, b.mean, b.cov, method=method)
     return Score("FD", value, a.extractor, a.count, b.split, b.data_source,
                  {"samples": f"{a.count:,} {a.split} ({a.data_source})"}, reference_count=b.count)
@@ -574,7 +575,7 @@ def fid(source, reference: FeatureStats, extractor: FeatureExtractor | None = No
     floor (train vs test) is not zero. ``kwargs`` go to ``generator_stats`` (seed, truncation)."""
     stats = _as_stats(source, extractor, num_samples, labels, **kwargs)
     if stats.extractor != reference.extractor:
-        raise ValueError(f"the reference holds {reference.extractor} features but the samples {stats.extractor} "
+        raise CourseError(f"the reference holds {reference.extractor} features but the samples {stats.extractor} "
                          "features; compute both with the same extractor.")
     value = frechet_distance(stats.mean, stats.cov, reference.mean, reference.cov, method=method)
     return Score("FD", value, reference.extractor, stats.count, reference.split, reference.data_source,
@@ -589,9 +590,9 @@ def intra_fid(source, reference: FeatureStats, extractor: FeatureExtractor | Non
     which the plain FD cannot see. ``details["per_class"]`` holds the ten values."""
     stats = _as_stats(source, extractor, num_samples, labels, **kwargs)
     if reference.class_mean is None:
-        raise ValueError("the reference has no per-class statistics: call reference_stats(..., per_class=True).")
+        raise CourseError("the reference has no per-class statistics: call reference_stats(..., per_class=True).")
     if stats.class_mean is None:
-        raise ValueError("the samples have no per-class statistics: pass labels with images, or a conditional "
+        raise CourseError("the samples have no per-class statistics: pass labels with images, or a conditional "
                          "generator (at least 2 samples per class).")
     per = [frechet_distance(stats.class_mean[c], stats.class_cov[c], reference.class_mean[c], reference.class_cov[c],
                             method=method)
@@ -618,7 +619,7 @@ def inception_score(source, extractor: FeatureExtractor | None = None, num_sampl
     the course classifier it is an "IS_classifier" on 10 classes, at most 10)."""
     stats = _as_stats(source, extractor, num_samples, None, **kwargs)
     if stats.logits is None:
-        raise ValueError("these statistics have no logits: compute them with an extractor that has a classifier head.")
+        raise CourseError("these statistics have no logits: compute them with an extractor that has a classifier head.")
     mean, std = inception_score_from_logits(stats.logits, splits)
     return Score("IS", mean, stats.extractor, stats.count, details={"std": std, "splits": splits})
 
@@ -634,7 +635,7 @@ def label_fidelity(source, classifier: FeatureExtractor | None = None, num_sampl
         classifier = ClassifierFeatures()
     stats = _as_stats(source, classifier, num_samples, labels, **kwargs)
     if stats.extractor != "classifier" or stats.logits is None or stats.labels is None:
-        raise ValueError("label fidelity needs the course classifier's logits and the requested labels: "
+        raise CourseError("label fidelity needs the course classifier's logits and the requested labels: "
                          "use ClassifierFeatures() and a conditional generator (or images with labels).")
     y, pred = stats.labels, stats.logits.argmax(1)
     num_classes = stats.logits.shape[1]
@@ -651,7 +652,7 @@ def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval of a proportion ``p`` measured on ``n`` trials (95% for z = 1.96):
     how far a label accuracy on n samples may sit from the generator's true rate."""
     if n <= 0:
-        raise ValueError(f"n must be positive, got {n}")
+        raise CourseError(f"n must be positive, got {n}")
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return centre - half, centre + half
@@ -673,11 +674,11 @@ def class_morph_curve(G: nn.Module, classifier: FeatureExtractor, y0: int, y1: i
 
     num_classes = G.num_classes or 0
     if not (0 <= y0 < num_classes and 0 <= y1 < num_classes):
-        raise ValueError(f"y0 and y1 must be class indices in [0, {num_classes - 1}], got {y0} and {y1}")
+        raise CourseError(f"y0 and y1 must be class indices in [0, {num_classes - 1}], got {y0} and {y1}")
     if num_latents < 2 or steps < 2:
-        raise ValueError(f"num_latents and steps must be >= 2, got {num_latents} and {steps}")
+        raise CourseError(f"num_latents and steps must be >= 2, got {num_latents} and {steps}")
     if classifier.name != "classifier":
-        raise ValueError(f"a class morph is judged by a classifier with logits (metrics.ClassifierFeatures()), "
+        raise CourseError(f"a class morph is judged by a classifier with logits (metrics.ClassifierFeatures()), "
                          f"got the {classifier.name!r} extractor")
     was_training = G.training
     G.eval()

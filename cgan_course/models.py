@@ -25,6 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
+from .errors import CourseError
+
 
 @dataclass
 class ModelConfig:
@@ -41,17 +43,17 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.arch not in ("classic", "projection"):
-            raise ValueError(f"arch must be 'classic' or 'projection', got {self.arch!r}")
+            raise CourseError(f"arch must be 'classic' or 'projection', got {self.arch!r}")
         if self.backbone not in ("dcgan", "resnet"):
-            raise ValueError(f"backbone must be 'dcgan' or 'resnet', got {self.backbone!r}")
+            raise CourseError(f"backbone must be 'dcgan' or 'resnet', got {self.backbone!r}")
         if self.arch == "classic" and self.backbone != "dcgan":
-            raise ValueError("the classic CGAN exists only with backbone='dcgan'")
+            raise CourseError("the classic CGAN exists only with backbone='dcgan'")
         if self.g_init not in ("xavier", "pytorch"):
-            raise ValueError(f"g_init must be 'xavier' or 'pytorch', got {self.g_init!r}")
+            raise CourseError(f"g_init must be 'xavier' or 'pytorch', got {self.g_init!r}")
         if self.image_size not in (32, 64, 128):
-            raise ValueError(f"image_size must be 32, 64 or 128, got {self.image_size}")
+            raise CourseError(f"image_size must be 32, 64 or 128, got {self.image_size}")
         if self.num_classes < 0 or self.z_dim < 1 or self.g_width < 1 or self.d_width < 1:
-            raise ValueError(f"num_classes must be >= 0 and z_dim, g_width, d_width >= 1; got {self}")
+            raise CourseError(f"num_classes must be >= 0 and z_dim, g_width, d_width >= 1; got {self}")
 
 
 def _num_upsamplings(image_size: int) -> int:
@@ -62,24 +64,24 @@ def _check_labels(y: torch.Tensor | None, batch: int, num_classes: int) -> None:
     if num_classes == 0:
         return
     if y is None or y.ndim != 1 or y.shape[0] != batch:
-        raise ValueError(f"y must be [B]=[{batch}] class indices, got {None if y is None else list(y.shape)}")
+        raise CourseError(f"y must be [B]=[{batch}] class indices, got {None if y is None else list(y.shape)}")
     if y.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"y must hold integer class indices, got dtype {y.dtype}")
+        raise CourseError(f"y must hold integer class indices, got dtype {y.dtype}")
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(f"y must lie in [0, {num_classes - 1}], got [{int(y.min())}, {int(y.max())}]")
+        raise CourseError(f"y must lie in [0, {num_classes - 1}], got [{int(y.min())}, {int(y.max())}]")
 
 
 def check_inputs(z: torch.Tensor, y: torch.Tensor | None, z_dim: int, num_classes: int) -> None:
     """Shape and range checks at the generator's entry, with messages that say what was passed."""
     if z.ndim != 2 or z.shape[1] != z_dim:
-        raise ValueError(f"z must be [B, {z_dim}], got {list(z.shape)}")
+        raise CourseError(f"z must be [B, {z_dim}], got {list(z.shape)}")
     _check_labels(y, z.shape[0], num_classes)
 
 
 def check_images(x: torch.Tensor, y: torch.Tensor | None, image_size: int, num_classes: int) -> None:
     """The same at the discriminator's entry: a batch of RGB images of the size it was built for."""
     if x.ndim != 4 or tuple(x.shape[1:]) != (3, image_size, image_size):
-        raise ValueError(f"x must be [B, 3, {image_size}, {image_size}] images, got {list(x.shape)}")
+        raise CourseError(f"x must be [B, 3, {image_size}, {image_size}] images, got {list(x.shape)}")
     _check_labels(y, x.shape[0], num_classes)
 
 

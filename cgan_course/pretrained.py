@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from .data import CLASSES, REPO_ROOT
+from .errors import MissingFile, run_cli
 from .models import build_generator
 from .checkpoints import (CheckpointError, load_checkpoint, load_state_strict, model_config_from, require_keys,
                           with_legacy_fields)
@@ -24,7 +25,7 @@ PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained"
 GENERATOR_FILE = PRETRAINED_DIR / "generator.pt"
 
 
-class PretrainedMissing(FileNotFoundError):
+class PretrainedMissing(MissingFile):
     """The pretrained file is not there (e.g. a partial checkout)."""
 
 
@@ -241,15 +242,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--note", default="", help="free text for the card (e.g. machine load during training)")
     p = sub.add_parser("show", help="print the card")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "export":
-            card = export_with_metrics(args.checkpoint, args.data_root, args.source, args.num_samples, args.note)
-            for k, v in card["metrics"].items():
-                print(f"{k}: {v['text'] if isinstance(v, dict) and 'text' in v else v}")
-        else:
-            print(json.dumps(read_card(), indent=2))
-    except (CheckpointError, FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from None
+    run_cli(lambda: _run(args), parser.prog)
+
+
+def _run(args) -> None:
+    if args.command == "export":
+        card = export_with_metrics(args.checkpoint, args.data_root, args.source, args.num_samples, args.note)
+        for k, v in card["metrics"].items():
+            print(f"{k}: {v['text'] if isinstance(v, dict) and 'text' in v else v}")
+    else:
+        print(json.dumps(read_card(), indent=2))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from .errors import CourseError
+
 
 def sample_latents(n: int, z_dim: int, seed: int | None = None, truncation: float | None = None,
                    device: torch.device | str = "cpu") -> torch.Tensor:
@@ -20,7 +22,7 @@ def sample_latents(n: int, z_dim: int, seed: int | None = None, truncation: floa
     z = torch.randn(n, z_dim, generator=g)
     if truncation is not None:
         if truncation <= 0:
-            raise ValueError(f"truncation must be > 0, got {truncation}")
+            raise CourseError(f"truncation must be > 0, got {truncation}")
         while (mask := z.abs() > truncation).any():
             z[mask] = torch.randn(int(mask.sum()), generator=g)
     return z.to(device)

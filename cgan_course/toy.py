@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .errors import CourseError
 from .losses import d_loss_bce, g_loss_minimax, g_loss_nonsaturating
 
 # ----------------------------------------------------------------------------------------------
@@ -112,11 +113,11 @@ class ToyConfig:
 
     def __post_init__(self):
         if self.n_modes < 1 or self.sigma <= 0 or self.radius <= 0:
-            raise ValueError(f"need n_modes >= 1, sigma > 0, radius > 0; got {self}")
+            raise CourseError(f"need n_modes >= 1, sigma > 0, radius > 0; got {self}")
         if self.steps < 1 or self.batch_size < 1 or self.n_frames < 1 or self.n_eval < self.n_modes:
-            raise ValueError(f"need steps, batch_size, n_frames >= 1 and n_eval >= n_modes; got {self}")
+            raise CourseError(f"need steps, batch_size, n_frames >= 1 and n_eval >= n_modes; got {self}")
         if self.generator_loss not in GENERATOR_LOSSES:
-            raise ValueError(f"generator_loss must be one of {list(GENERATOR_LOSSES)}, got {self.generator_loss!r}")
+            raise CourseError(f"generator_loss must be one of {list(GENERATOR_LOSSES)}, got {self.generator_loss!r}")
 
 
 def ring_centers(n_modes: int = 8, radius: float = 2.0) -> torch.Tensor:
@@ -157,7 +158,7 @@ class MLPGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if z.ndim != 2 or z.shape[1] != self.z_dim:
-            raise ValueError(f"z must be [B, {self.z_dim}], got {list(z.shape)}")
+            raise CourseError(f"z must be [B, {self.z_dim}], got {list(z.shape)}")
         return self.net(_with_label(z, y, self.num_classes))  # (B, z_dim + K) -> (B, 2)
 
 
@@ -181,7 +182,7 @@ def _with_label(h: torch.Tensor, y: torch.Tensor | None, num_classes: int) -> to
     if not num_classes:
         return h
     if y is None or y.shape != (h.shape[0],):
-        raise ValueError(f"y must be [B]=[{h.shape[0]}] mode indices for a conditional model, got "
+        raise CourseError(f"y must be [B]=[{h.shape[0]}] mode indices for a conditional model, got "
                          f"{None if y is None else list(y.shape)}")
     return torch.cat([h, F.one_hot(y, num_classes).to(h.dtype)], dim=1)  # (B, F + K)
 
@@ -269,7 +270,7 @@ def mode_coverage(samples: torch.Tensor, centers: torch.Tensor, sigma: float, mi
     (fraction of samples), ``per_mode`` ([K] fraction of all samples near each mode).
     """
     if samples.ndim != 2 or samples.shape[1] != 2 or centers.ndim != 2 or centers.shape[1] != 2:
-        raise ValueError(f"samples must be [N, 2] and centers [K, 2], got {list(samples.shape)} "
+        raise CourseError(f"samples must be [N, 2] and centers [K, 2], got {list(samples.shape)} "
                          f"and {list(centers.shape)}")
     n, k = samples.shape[0], centers.shape[0]
     dist = torch.cdist(samples.float(), centers.float())  # (N, K)

@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from .errors import CourseError, run_cli
 from .checkpoints import (CheckpointError, check_model_config, load_checkpoint, load_state_strict,
                           model_config_from, require_keys, save_checkpoint)
 from .data import DatasetError, DeviceBatches, load_cifar10
@@ -78,18 +79,18 @@ class TrainConfig:
         if isinstance(self.model, dict):
             self.model = ModelConfig(**self.model)
         if self.loss != "auto" and self.loss not in LOSSES:
-            raise ValueError(f"loss must be 'auto' or one of {list(LOSSES)}, got {self.loss!r}")
+            raise CourseError(f"loss must be 'auto' or one of {list(LOSSES)}, got {self.loss!r}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
+            raise CourseError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.fake_labels not in ("uniform", "real"):
-            raise ValueError(f"fake_labels must be 'uniform' or 'real', got {self.fake_labels!r}")
+            raise CourseError(f"fake_labels must be 'uniform' or 'real', got {self.fake_labels!r}")
         if self.channels_last not in ("auto", "on", "off"):
-            raise ValueError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
+            raise CourseError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
         for name in ("steps", "batch_size", "d_steps", "log_every", "sample_every", "ckpt_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise CourseError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+            raise CourseError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         diff_augment(torch.zeros(1, 3, 8, 8), self.diffaug)  # fails early on an unknown op
 
     def to_dict(self) -> dict:
@@ -113,9 +114,9 @@ def pick_device(name: str = "auto") -> torch.device:
     if name != "auto":
         device = torch.device(name)
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
+            raise CourseError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
         if device.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"device {name!r} asked for, but MPS is not available here; use --device cpu")
+            raise CourseError(f"device {name!r} asked for, but MPS is not available here; use --device cpu")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -223,7 +224,7 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
 # The loop
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(CourseError, RuntimeError):
     """Raised when a loss becomes NaN/inf; the last good checkpoint is kept."""
 
 
@@ -559,11 +560,9 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
+    cfg = config_from_args(argv)
     try:
-        cfg = config_from_args(argv)
-        result = train(cfg)
-    except (DatasetError, CheckpointError, TrainingDiverged, ValueError) as err:
-        raise SystemExit(f"error: {err}") from None
+        result = run_cli(lambda: train(cfg), "python -m cgan_course.train")
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

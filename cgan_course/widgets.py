@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn as nn
 
+from .errors import CourseError
 from .data import CLASSES
 from .models import ModelConfig, build_generator
 from .sampling import (generate, grid_side, interpolate_classes, recalibrate_batchnorm, sample_latents, slerp,
@@ -40,11 +41,11 @@ def class_names(G: nn.Module) -> list[str]:
     "class 0", "class 1", ..."""
     k = int(getattr(G, "num_classes", 0) or 0)
     if k == 0:
-        raise ValueError("this generator is unconditional (num_classes=0); the class sampler needs G(z, y) "
+        raise CourseError("this generator is unconditional (num_classes=0); the class sampler needs G(z, y) "
                          "with y a class index. Build it with ModelConfig(num_classes=10).")
     names = list(getattr(G, "classes", None) or (CLASSES if k == len(CLASSES) else [f"class {i}" for i in range(k)]))
     if len(names) != k:
-        raise ValueError(f"G.classes has {len(names)} names but G.num_classes is {k}")
+        raise CourseError(f"G.classes has {len(names)} names but G.num_classes is {k}")
     return names
 
 
@@ -53,10 +54,10 @@ def class_index(G: nn.Module, class_name: str | int) -> int:
     names = class_names(G)
     if isinstance(class_name, int) and not isinstance(class_name, bool):
         if not 0 <= class_name < len(names):
-            raise ValueError(f"class index {class_name} out of range: 0..{len(names) - 1}")
+            raise CourseError(f"class index {class_name} out of range: 0..{len(names) - 1}")
         return class_name
     if class_name not in names:
-        raise ValueError(f"unknown class {class_name!r}; choose one of {names}")
+        raise CourseError(f"unknown class {class_name!r}; choose one of {names}")
     return names.index(class_name)
 
 
@@ -79,7 +80,7 @@ def png_bytes(grid: torch.Tensor, scale: int = 2) -> bytes:
     from PIL import Image
 
     if grid.dtype != torch.uint8 or grid.ndim != 3 or grid.shape[0] != 3:
-        raise ValueError(f"grid must be uint8 [3, H, W], got {grid.dtype} {list(grid.shape)}")
+        raise CourseError(f"grid must be uint8 [3, H, W], got {grid.dtype} {list(grid.shape)}")
     im = Image.fromarray(grid.permute(1, 2, 0).contiguous().numpy())  # (3, H, W) -> (H, W, 3)
     if scale != 1:
         im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
@@ -93,9 +94,9 @@ def sample_images(G: nn.Module, class_name: str | int, seed: int = 0, n: int = 1
     """``n`` samples of one class: images [n, 3, S, S] in [-1, 1]. The same (seed, n, truncation)
     gives the same latents for every class, so switching class keeps the "pose" of each sample."""
     if not 1 <= n <= MAX_SAMPLES:
-        raise ValueError(f"n must be in 1..{MAX_SAMPLES}, got {n}")
+        raise CourseError(f"n must be in 1..{MAX_SAMPLES}, got {n}")
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise CourseError(f"seed must be >= 0, got {seed}")
     y = torch.full((n,), class_index(G, class_name), dtype=torch.int64)  # (n,)
     z = sample_latents(n, G.z_dim, seed, truncation)  # (n, z_dim)
     with eval_mode(G):
@@ -111,7 +112,7 @@ def render_samples(G: nn.Module, class_name: str | int, seed: int = 0, n: int = 
 
 def _check_embeddings(G: nn.Module) -> None:
     if not any(isinstance(m, nn.Embedding) for m in G.modules()):
-        raise ValueError("class interpolation needs a generator whose class enters through nn.Embedding "
+        raise CourseError("class interpolation needs a generator whose class enters through nn.Embedding "
                          "layers (both cgan_course generators do); interpolate between seeds instead.")
 
 
@@ -125,10 +126,10 @@ def interpolate(G: nn.Module, ts: torch.Tensor, mode: str = "seeds", class_a: st
     ``class_b`` (``sampling.interpolate_classes``); ``seed_b`` is ignored.
     """
     if mode not in INTERPOLATION_MODES:
-        raise ValueError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
+        raise CourseError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
     ts = torch.as_tensor(ts, dtype=torch.float32).flatten()
     if ts.numel() == 0 or ts.min() < 0 or ts.max() > 1:
-        raise ValueError(f"t must be in [0, 1], got {ts.tolist()}")
+        raise CourseError(f"t must be in [0, 1], got {ts.tolist()}")
     a = class_index(G, class_a)
     z_a = sample_latents(1, G.z_dim, seed_a, truncation)[0]  # (z_dim,)
     y = torch.full((ts.numel(),), a, dtype=torch.int64)  # (T,)
@@ -275,7 +276,7 @@ class InterpolationView:
         self.G, self.truncation, self.scale, self._quiet = G, truncation, scale, False
         names = class_names(G)
         if mode not in INTERPOLATION_MODES:
-            raise ValueError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
+            raise CourseError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
         class_a = names[class_index(G, class_a if class_a is not None else 0)]  # clear errors for bad names
         class_b = names[class_index(G, class_b if class_b is not None else min(1, len(names) - 1))]
         self._rng = random.Random(seed_a)

@@ -495,7 +495,7 @@ def test_cifar10_tensors_with_dataloader():
 # Command line
 
 
-def test_cli_info(tmp_path, monkeypatch, capsys):
+def test_cli_info(tmp_path, monkeypatch, capsys, cli_error):
     make_tree(tmp_path / "tree")
     monkeypatch.setenv(data.ENV_VAR, str(make_tarball(tmp_path / "tree", tmp_path / "m.tar.gz", "m")))
     data.main(["info", "--root", str(tmp_path)])
@@ -503,11 +503,10 @@ def test_cli_info(tmp_path, monkeypatch, capsys):
     assert "train: [30, 3, 32, 32] per class [3, 3, 3, 3, 3, 3, 3, 3, 3, 3]" in out
     assert "test: [20, 3, 32, 32]" in out
     monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "typo"))
-    with pytest.raises(SystemExit, match="error: .*typo, which does not exist"):
-        data.main(["info", "--root", str(tmp_path)])
+    cli_error(data.main, ["info", "--root", str(tmp_path)], "error: .*typo, which does not exist")
 
 
-def test_cli_prepare_subprocess(tmp_path):
+def test_cli_prepare_subprocess(tmp_path, cli_error):
     make_tree(tmp_path / "tree")
     tarball = make_tarball(tmp_path / "tree", tmp_path / "mini.tar.gz", "mini")
     env = {k: v for k, v in os.environ.items() if k not in (data.ENV_VAR, data.CACHE_ENV_VAR)}
@@ -518,6 +517,5 @@ def test_cli_prepare_subprocess(tmp_path):
     assert "test: 20 images, 10 classes, cached" in done.stdout
     assert f"export CGAN_COURSE_CIFAR10={tarball}" in done.stdout
     assert len(list((tmp_path / ".cgan_cache").glob("mini-*.npz"))) == 2
-    # bad input: one line naming the problem (SystemExit with a message), no traceback
-    with pytest.raises(SystemExit, match=r"^error: .*nope does not exist"):
-        data.main(["prepare", str(tmp_path / "nope")])
+    # bad input: one line naming the problem, exit status 2, no traceback
+    cli_error(data.main, ["prepare", str(tmp_path / "nope")], r"error: .*nope does not exist")

@@ -182,7 +182,7 @@ def test_course_runner_inplace(tiny_course):
     assert sorted(p.name for p in tiny_course.iterdir()) == ["01_ok.ipynb", "02_fail.ipynb", "scratch.ipynb"]
 
 
-def test_course_runner_selection_and_bad_arguments(tiny_course):
+def test_course_runner_selection_and_bad_arguments(tiny_course, cli_error):
     assert [p.name for p in course.find_notebooks(tiny_course)] == ["01_ok.ipynb", "02_fail.ipynb"]
     assert [p.name for p in course.find_notebooks(tiny_course, only=["2"])] == ["02_fail.ipynb"]
     with pytest.raises(ValueError, match=r"no notebook numbered \[7\].*available: 01_ok.ipynb, 02_fail.ipynb"):
@@ -191,8 +191,7 @@ def test_course_runner_selection_and_bad_arguments(tiny_course):
         course.run_course("fast", notebooks_dir=tiny_course)
     with pytest.raises(ValueError, match="either out .* or inplace"):
         course.run_course("smoke", out="x", inplace=True, notebooks_dir=tiny_course)
-    with pytest.raises(SystemExit, match="error: no notebook numbered"):
-        course.main(["--only", "09", "--notebooks", str(tiny_course)])
+    cli_error(course.main, ["--only", "09", "--notebooks", str(tiny_course)], "error: no notebook numbered")
 
 
 def test_format_table():
