@@ -1,0 +1,268 @@
+"""Your generator as a web service: FastAPI in front of ``G(z, y)``.
+
+    python -m cgan_course.serve                                   # the committed pretrained generator
+    python -m cgan_course.serve --generator runs/mine/checkpoint.pt --port 8000
+
+Endpoints:
+
+- ``GET /classes``: the class names, in label order;
+- ``POST /generate`` with ``{"class": "cat", "n": 16, "seed": 0, "truncation": null}``: a PNG grid,
+  or ``{"format": "json"}`` for JSON with one base64 PNG per sample;
+- ``GET /healthz``: liveness;
+- ``GET /``: a one-page UI (a class picker, seed, truncation and the picture; no build step).
+
+Bad input gets a 4xx whose JSON ``{"error": ...}`` says what to fix; nothing a client sends can
+crash the process or return a traceback. The weights are loaded once (``weights_only``). A
+request's pictures depend only on (class, n, seed, truncation): the latents come from a seeded
+generator of their own, so the same request gives the same bytes. Generation runs in a worker
+thread, off the event loop, one request at a time: on a CPU one forward pass already uses every
+core, and two at once would only fight over them.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import dataclasses
+import io
+import threading
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn as nn
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from .checkpoints import load_checkpoint
+from .errors import CourseError, run_cli
+from .pretrained import load_generator
+from .sampling import grid_side, to_image_grid
+from .train import load_generator_from_checkpoint
+from .widgets import MAX_SAMPLES, class_index, class_names, png_bytes, sample_images
+
+MAX_BODY_BYTES = 4096  # a valid request is under 200 bytes
+MAX_SEED = 2**31 - 1
+MAX_TRUNCATION = 10.0  # beyond ~4 a truncated normal is a plain normal
+PRECISIONS = ("fp32", "bf16")
+QUANTIZE = ("none", "dynamic-int8")
+
+
+@dataclasses.dataclass
+class ServeOptions:
+    """How the generator runs; ``benchmarks/serve_latency.py`` measures each choice."""
+    precision: str = "fp32"  # fp32 | bf16 (autocast; only worth it on CPUs with native bf16)
+    channels_last: bool = False
+    quantize: str = "none"  # none | dynamic-int8 (torch.ao dynamic quantization of the Linear layers)
+    threads: int | None = None  # torch intra-op threads (default: torch's choice)
+    inference_mode: bool = True  # torch.inference_mode (no autograd bookkeeping); False: torch.no_grad
+
+
+class GenerateRequest(BaseModel):
+    """The body of ``POST /generate``."""
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    class_: str | int = Field(alias="class", description="a class name from GET /classes, or its index")
+    n: int = Field(16, ge=1, le=MAX_SAMPLES, strict=True)
+    seed: int = Field(0, ge=0, le=MAX_SEED, strict=True)
+    truncation: float | None = Field(None, gt=0, le=MAX_TRUNCATION, allow_inf_nan=False)
+    format: Literal["png", "json"] = "png"
+    scale: int = Field(2, ge=1, le=8, strict=True)
+
+
+class GeneratorService:
+    """The loaded generator plus the options it runs with; thread-safe ``render``."""
+
+    def __init__(self, G: nn.Module, options: ServeOptions = ServeOptions()):
+        if options.precision not in PRECISIONS:
+            raise CourseError(f"precision must be one of {PRECISIONS}, got {options.precision!r}")
+        if options.quantize not in QUANTIZE:
+            raise CourseError(f"quantize must be one of {QUANTIZE}, got {options.quantize!r}")
+        if options.threads is not None:
+            if options.threads < 1:
+                raise CourseError(f"threads must be >= 1, got {options.threads}")
+            torch.set_num_threads(options.threads)
+        self.classes = class_names(G)  # also rejects an unconditional G
+        G = G.eval()
+        if options.channels_last:
+            G = G.to(memory_format=torch.channels_last)
+        if options.quantize == "dynamic-int8":
+            G = torch.ao.quantization.quantize_dynamic(G, {nn.Linear}, dtype=torch.qint8)
+            G.classes = self.classes
+        self.G, self.options = G, options
+        self._lock = threading.Lock()
+
+    def images(self, req: GenerateRequest) -> torch.Tensor:
+        """Images [n, 3, S, S] in [-1, 1] for a validated request."""
+        index = class_index(self.G, req.class_)
+        bf16 = self.options.precision == "bf16"
+        no_grad = torch.inference_mode() if self.options.inference_mode else torch.no_grad()
+        with self._lock, no_grad, torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            return sample_images(self.G, index, req.seed, req.n, req.truncation).float()
+
+    def render(self, req: GenerateRequest) -> Response:
+        images = self.images(req)
+        if req.format == "png":
+            return Response(png_bytes(to_image_grid(images, nrow=grid_side(req.n)), req.scale), media_type="image/png")
+        pngs = [base64.b64encode(png_bytes(to_image_grid(im[None], nrow=1), req.scale)).decode() for im in images]
+        return JSONResponse({"class": self.classes[class_index(self.G, req.class_)], "seed": req.seed,
+                             "truncation": req.truncation, "images": pngs})
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _validation_message(err: ValidationError) -> str:
+    """pydantic's errors as one line: 'n: Input should be less than or equal to 64 (got 65)'."""
+    parts = []
+    for e in err.errors(include_url=False):
+        where = ".".join(str(p) for p in e["loc"]) or "body"
+        got = f" (got {e['input']!r})" if e.get("type") != "missing" and "input" in e and where != "body" else ""
+        parts.append(f"{where}: {e['msg']}{got}")
+    return "; ".join(parts)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request body, refusing more than MAX_BODY_BYTES without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise _TooLarge()
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise _TooLarge()
+    return body
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(service: GeneratorService) -> FastAPI:
+    """The FastAPI app around one loaded generator."""
+    app = FastAPI(title="cgan_course generator", docs_url="/docs", redoc_url=None)
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok", "classes": len(service.classes)}
+
+    @app.get("/classes")
+    def classes() -> dict:
+        return {"classes": service.classes}
+
+    @app.post("/generate", responses={200: {"content": {"image/png": {}}}})
+    async def generate(request: Request) -> Response:
+        try:
+            body = await _read_body(request)
+        except _TooLarge:
+            return _error(413, f"request body over {MAX_BODY_BYTES} bytes: send only class, n, seed, truncation")
+        try:
+            req = GenerateRequest.model_validate_json(body or b"{}")
+        except ValidationError as err:
+            return _error(422, _validation_message(err) + f'. Example: {{"class": "{service.classes[0]}", "n": 16, '
+                               '"seed": 0, "truncation": null}')
+        try:
+            return await run_in_threadpool(service.render, req)  # off the event loop
+        except CourseError as err:  # e.g. an unknown class name
+            return _error(400, str(err))
+
+    @app.get("/", response_class=HTMLResponse)
+    def page() -> str:
+        return _PAGE
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, err: Exception) -> JSONResponse:  # never a traceback
+        return _error(500, f"internal error ({type(err).__name__}); the server log has the details")
+
+    return app
+
+
+def load_service_generator(path: str | Path | None) -> nn.Module:
+    """The committed pretrained generator (``None``), an exported generator file, or the EMA
+    generator of a training checkpoint; always loaded with ``weights_only``."""
+    if path is None:
+        return load_generator()
+    path = Path(path)
+    if not path.is_file():
+        raise CourseError(f"--generator {path} is not a file: pass an exported generator.pt or a training "
+                          "checkpoint.pt (or omit --generator for the committed one)")
+    if "state_dict" in load_checkpoint(path):  # an exported generator (weights + card)
+        return load_generator(path=path)
+    return load_generator_from_checkpoint(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m cgan_course.serve",
+                                     description="Serve a conditional generator over HTTP (FastAPI + uvicorn).")
+    parser.add_argument("--generator", default=None,
+                        help="generator.pt (exported) or a training checkpoint.pt; default: the committed one")
+    parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) or 0.0.0.0 (everyone)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--quantize", choices=QUANTIZE, default="none")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-inference-mode", action="store_true", help="use torch.no_grad (for benchmarks)")
+    args = parser.parse_args(argv)
+
+    def body() -> None:
+        import uvicorn
+
+        if not 0 < args.port < 65536:
+            raise CourseError(f"--port must be in 1..65535, got {args.port}")
+        options = ServeOptions(args.precision, args.channels_last, args.quantize, args.threads,
+                               not args.no_inference_mode)
+        service = GeneratorService(load_service_generator(args.generator), options)
+        print(f"serving {len(service.classes)} classes on http://{args.host}:{args.port}/", flush=True)
+        uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning")
+
+    run_cli(body, parser.prog)
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>cgan_course generator</title>
+<style>
+ body { font-family: system-ui, sans-serif; margin: 2rem; font-size: 1.2rem; }
+ label { margin-right: 1rem; } input, select, button { font-size: 1.1rem; }
+ #out { margin-top: 1rem; image-rendering: pixelated; min-height: 256px; }
+ #msg { color: #b00020; min-height: 1.5em; }
+</style></head>
+<body>
+<h1>Conditional generator</h1>
+<label>class <select id="cls"></select></label>
+<label>seed <input id="seed" type="number" min="0" value="0" style="width: 7em"></label>
+<label>truncation <input id="trunc" type="number" min="0" step="0.1" placeholder="none" style="width: 5em"></label>
+<label>samples <input id="n" type="number" min="1" max="64" value="16" style="width: 4em"></label>
+<button id="go">Generate</button>
+<div id="msg"></div>
+<img id="out" alt="generated samples">
+<script>
+const $ = id => document.getElementById(id);
+async function generate() {
+  $("msg").textContent = "";
+  const t = $("trunc").value;
+  const body = {"class": $("cls").value, "n": Number($("n").value), "seed": Number($("seed").value),
+                "truncation": t === "" ? null : Number(t), "scale": 4};
+  const r = await fetch("generate", {method: "POST", headers: {"Content-Type": "application/json"},
+                                      body: JSON.stringify(body)});
+  if (!r.ok) { $("msg").textContent = (await r.json()).error; return; }
+  const old = $("out").src;
+  $("out").src = URL.createObjectURL(await r.blob());
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+}
+fetch("classes").then(r => r.json()).then(d => {
+  for (const c of d.classes) { const o = document.createElement("option"); o.textContent = c; $("cls").append(o); }
+  generate();
+});
+for (const id of ["cls", "seed", "trunc", "n"]) $(id).addEventListener("change", generate);
+$("go").addEventListener("click", generate);
+</script>
+</body></html>
+"""
+
+
+if __name__ == "__main__":
+    main()

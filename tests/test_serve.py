@@ -1,0 +1,186 @@
+"""The generator service: endpoints in-process, bad input, determinism, concurrency, a real uvicorn
+process, and the page in headless Chromium (skipped without /usr/bin/chromium)."""
+import base64
+import concurrent.futures
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from cgan_course import serve
+from cgan_course.data import CLASSES
+from cgan_course.models import ModelConfig
+from cgan_course.widgets import stand_in_generator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def client():
+    G = stand_in_generator(ModelConfig(g_width=8, d_width=8))  # tiny: milliseconds per request
+    return TestClient(serve.create_app(serve.GeneratorService(G)))
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    return Image.open(io.BytesIO(data)).size
+
+
+def test_classes_and_health(client):
+    assert client.get("/classes").json() == {"classes": list(CLASSES)}
+    assert client.get("/healthz").json() == {"status": "ok", "classes": 10}
+    page = client.get("/")
+    assert page.status_code == 200 and '<select id="cls">' in page.text
+
+
+def test_generate_png_grid(client):
+    r = client.post("/generate", json={"class": "cat", "n": 9, "seed": 3, "scale": 1})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert png_size(r.content) == (3 * 32 + 4 * 2, 3 * 32 + 4 * 2)  # 3x3 tiles, 2 px padding
+
+
+def test_same_seed_same_image_other_seed_other(client):
+    body = {"class": "dog", "n": 4, "seed": 11}
+    first, again = client.post("/generate", json=body), client.post("/generate", json=body)
+    other = client.post("/generate", json={**body, "seed": 12})
+    assert first.content == again.content
+    assert first.content != other.content
+
+
+def test_json_format_matches_png_tiles(client):
+    r = client.post("/generate", json={"class": 3, "n": 2, "seed": 0, "format": "json", "scale": 1})
+    body = r.json()
+    assert r.status_code == 200 and body["class"] == CLASSES[3] and len(body["images"]) == 2
+    tile = Image.open(io.BytesIO(base64.b64decode(body["images"][0])))
+    assert tile.size == (32, 32)  # one picture per sample, no grid padding
+
+
+@pytest.mark.parametrize("body, pattern", [
+    ({"class": "unicorn"}, r"unknown class 'unicorn'; choose one of"),
+    ({"class": 10}, r"class index 10 out of range"),
+    ({"class": "cat", "n": 65}, r"^n: .*less than or equal to 64.*\(got 65\)"),
+    ({"class": "cat", "n": 0}, r"^n: .*greater than or equal to 1"),
+    ({"class": "cat", "seed": "abc"}, r"^seed: .*integer.*\(got 'abc'\)"),
+    ({"class": "cat", "seed": -1}, r"^seed: .*greater than or equal to 0"),
+    ({"class": "cat", "truncation": 0}, r"^truncation: .*greater than 0"),
+    ({"class": "cat", "truncation": -1.5}, r"^truncation: .*greater than 0"),
+    ({"n": 4}, r"^class: Field required"),
+    ({"class": "cat", "colour": "red"}, r"^colour: Extra inputs are not permitted"),
+])
+def test_bad_input_is_a_4xx_that_says_what_to_fix(client, body, pattern):
+    import re
+
+    r = client.post("/generate", json=body)
+    assert 400 <= r.status_code < 500, r.text
+    message = r.json()["error"]
+    assert re.search(pattern, message), message
+    assert "Traceback" not in r.text
+
+
+def test_malformed_and_oversized_bodies(client):
+    r = client.post("/generate", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "JSON" in r.json()["error"]
+    r = client.post("/generate", content=b'{"class": "cat", "pad": "' + b"x" * 10_000 + b'"}')
+    assert r.status_code == 413 and "over 4096 bytes" in r.json()["error"]
+
+
+def test_concurrent_requests_match_serial_ones(client):
+    bodies = [{"class": CLASSES[i % 10], "n": 4, "seed": i} for i in range(12)]
+    serial = [client.post("/generate", json=b).content for b in bodies]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(lambda b: client.post("/generate", json=b).content, bodies))
+    assert parallel == serial
+
+
+def test_options_are_checked_and_quantized_generator_serves():
+    G = stand_in_generator(ModelConfig(g_width=8, d_width=8))
+    with pytest.raises(ValueError, match="quantize must be one of"):
+        serve.GeneratorService(G, serve.ServeOptions(quantize="int4"))
+    with pytest.raises(ValueError, match="threads must be >= 1"):
+        serve.GeneratorService(G, serve.ServeOptions(threads=0))
+    fast = TestClient(serve.create_app(serve.GeneratorService(G, serve.ServeOptions(channels_last=True,
+                                                                                     quantize="dynamic-int8"))))
+    r = fast.post("/generate", json={"class": "cat", "n": 4})
+    assert r.status_code == 200 and png_size(r.content) == (2 * 32 * 2 + 3 * 4, 2 * 32 * 2 + 3 * 4)
+
+
+def test_cli_bad_generator_path(cli_error, tmp_path):
+    cli_error(serve.main, ["--generator", str(tmp_path / "nope.pt")], r"error: --generator .*nope.pt is not a file")
+
+
+# ----------------------------------------------------------------------------------------------
+# A real server process
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server():
+    """`python -m cgan_course.serve` (the committed generator) on a free port; stopped afterwards."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "cgan_course.serve", "--port", str(port), "--threads", "1"],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"server did not start: {proc.stdout.read() if proc.poll() is not None else 'timeout'}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.mark.slow
+def test_real_server_process(server):
+    req = urllib.request.Request(server + "/generate", data=b'{"class": "ship", "n": 4, "seed": 1}',
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers["content-type"] == "image/png"
+        assert png_size(r.read()) == (2 * 32 * 2 + 3 * 4,) * 2
+    with urllib.request.urlopen(server + "/classes", timeout=5) as r:
+        assert b'"ship"' in r.read()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not found; install it with `apt-get install -y chromium`")
+def test_page_in_browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.goto(server + "/", timeout=30_000)
+            page.wait_for_function("() => document.getElementById('out').src.startsWith('blob:')", timeout=30_000)
+            first = page.get_attribute("#out", "src")
+            page.select_option("#cls", "frog")
+            page.wait_for_function(f"() => document.getElementById('out').src !== {first!r}", timeout=30_000)
+            shown = page.evaluate("() => document.getElementById('out').naturalWidth")
+            assert shown > 0 and page.text_content("#msg") == ""
+        finally:
+            browser.close()
