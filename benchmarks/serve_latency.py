@@ -33,12 +33,13 @@ from cgan_course.pretrained import load_generator
 from cgan_course.train import cpu_has_native_bf16
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {  # name: (CLI flags, ServeOptions)
-    "no_grad fp32": (["--no-inference-mode"], serve.ServeOptions(inference_mode=False)),
-    "inference_mode fp32": ([], serve.ServeOptions()),
-    "+ channels-last": (["--channels-last"], serve.ServeOptions(channels_last=True)),
-    "+ dynamic int8 (Linear)": (["--quantize", "dynamic-int8"], serve.ServeOptions(quantize="dynamic-int8")),
-    "+ bf16 autocast": (["--precision", "bf16"], serve.ServeOptions(precision="bf16")),
+VARIANTS = {  # name: (CLI flags, ServeOptions); each row adds one change to the row above
+    "fp32, no_grad": (["--no-inference-mode", "--no-channels-last"],
+                      serve.ServeOptions(inference_mode=False, channels_last=False)),
+    "fp32, inference_mode": (["--no-channels-last"], serve.ServeOptions(channels_last=False)),
+    "fp32, inference_mode, channels-last (default)": ([], serve.ServeOptions()),
+    "+ dynamic int8 Linear": (["--quantize", "dynamic-int8"], serve.ServeOptions(quantize="dynamic-int8")),
+    "+ bf16 autocast (instead of int8)": (["--precision", "bf16"], serve.ServeOptions(precision="bf16")),
 }
 
 

@@ -53,7 +53,7 @@ QUANTIZE = ("none", "dynamic-int8")
 class ServeOptions:
     """How the generator runs; ``benchmarks/serve_latency.py`` measures each choice."""
     precision: str = "fp32"  # fp32 | bf16 (autocast; only worth it on CPUs with native bf16)
-    channels_last: bool = False
+    channels_last: bool = True  # measured faster on the CPU with identical pixels (benchmarks/results)
     quantize: str = "none"  # none | dynamic-int8 (torch.ao dynamic quantization of the Linear layers)
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
     inference_mode: bool = True  # torch.inference_mode (no autograd bookkeeping); False: torch.no_grad
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) or 0.0.0.0 (everyone)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--no-channels-last", action="store_true", help="plain NCHW tensors (for benchmarks)")
     parser.add_argument("--quantize", choices=QUANTIZE, default="none")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-inference-mode", action="store_true", help="use torch.no_grad (for benchmarks)")
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
 
         if not 0 < args.port < 65536:
             raise CourseError(f"--port must be in 1..65535, got {args.port}")
-        options = ServeOptions(args.precision, args.channels_last, args.quantize, args.threads,
+        options = ServeOptions(args.precision, not args.no_channels_last, args.quantize, args.threads,
                                not args.no_inference_mode)
         service = GeneratorService(load_service_generator(args.generator), options)
         print(f"serving {len(service.classes)} classes on http://{args.host}:{args.port}/", flush=True)

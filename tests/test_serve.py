@@ -108,8 +108,7 @@ def test_options_are_checked_and_quantized_generator_serves():
         serve.GeneratorService(G, serve.ServeOptions(quantize="int4"))
     with pytest.raises(ValueError, match="threads must be >= 1"):
         serve.GeneratorService(G, serve.ServeOptions(threads=0))
-    fast = TestClient(serve.create_app(serve.GeneratorService(G, serve.ServeOptions(channels_last=True,
-                                                                                     quantize="dynamic-int8"))))
+    fast = TestClient(serve.create_app(serve.GeneratorService(G, serve.ServeOptions(quantize="dynamic-int8"))))
     r = fast.post("/generate", json={"class": "cat", "n": 4})
     assert r.status_code == 200 and png_size(r.content) == (2 * 32 * 2 + 3 * 4, 2 * 32 * 2 + 3 * 4)
 
