@@ -7,12 +7,15 @@ is cheaper than any DataLoader: decoding happens once, then every epoch is tenso
 Sources, tried in this order by ``source="auto"``:
 
 * ``"torchvision"``: the official python batches (``<root>/cifar-10-batches-py``), downloaded by
-  torchvision when ``download=True`` and online.
+  torchvision when ``download=True`` and online. They are pickles, so each file's MD5 must be the
+  official one before it is unpickled: a crafted "batch" could otherwise run code.
 * ``"folder"``: images in class folders, ``<root>/{train,test}/<class>/*.{png,jpg}``, or a
   ``.tar.gz`` of such a tree (the offline JPEG mirror is one). The environment variable
   ``CGAN_COURSE_CIFAR10`` may point at such a folder or tarball.
 * ``"sample"``: 100 train + 100 test images per class from the JPEG mirror, committed under
   ``data/cifar10-sample`` so tests and smoke runs work anywhere.
+
+A ``root`` passed explicitly must hold one of the first two: a typo never falls back to the sample.
 """
 from __future__ import annotations
 
@@ -21,7 +24,10 @@ import hashlib
 import io
 import os
 import pickle
+import shlex
 import tarfile
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Iterator
 
@@ -39,6 +45,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_ROOT = REPO_ROOT / "data" / "cifar10-sample"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 SOURCES = ("torchvision", "folder", "sample")
+DEFAULT_ROOT = REPO_ROOT / "data"
+# MD5 of each official python batch, as torchvision's CIFAR10 publishes them (train_list, test_list)
+OFFICIAL_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+}
 
 
 class DatasetError(CourseError):
@@ -57,11 +73,13 @@ def load_cifar10(root: str | os.PathLike | None = None, train: bool = True, sour
     ``source="folder"``. ``download=True`` lets torchvision fetch the official set (online only).
     """
     split = "train" if train else "test"
+    if source in ("torchvision", "folder") and root is not None and not download:
+        _require_root(Path(root).expanduser(), split)
     if source == "folder" and root is None and os.environ.get(ENV_VAR):
         root = os.environ[ENV_VAR]  # documented: the variable names the class-folder tree
-    root = Path(root) if root is not None else REPO_ROOT / "data"
     if source == "auto":
-        source, root = _resolve_auto(Path(root), split, download)
+        source, root = _resolve_auto(root, split, download)
+    root = Path(root) if root is not None else DEFAULT_ROOT
     if source == "torchvision":
         images, labels = _load_torchvision(Path(root), train, download)
         _check_labels(images, labels, len(CLASSES), f"{root} (official batches)")
@@ -88,12 +106,39 @@ def resolve_source(root: str | os.PathLike | None = None, train: bool = True,
 
     Notebooks print it, so every number says whether it came from the official set, a class-folder
     tree (such as the JPEG mirror) or the 1,000-image sample."""
-    return _resolve_auto(Path(root) if root is not None else REPO_ROOT / "data",
-                         "train" if train else "test", download)
+    return _resolve_auto(root, "train" if train else "test", download)
 
 
-def _resolve_auto(root: Path, split: str, download: bool) -> tuple[str, Path]:
-    """Pick the first source that is present, or explain everything that was tried."""
+def describe_source(source: str, root: str | os.PathLike | None = None) -> str:
+    """A short human name of a CIFAR-10 source, for provenance strings."""
+    if source == "sample":
+        return "committed 1,000-image sample"
+    if source == "torchvision":
+        return "official CIFAR-10"
+    if source == "folder":
+        name = Path(root).name if root is not None else "data"
+        return "cifar10-jpg mirror" if "jpg" in name.lower() else f"image folder {name}"
+    return source
+
+
+def _require_root(root: Path, split: str) -> None:
+    """An explicitly named root must exist: a typo must not silently mean "the sample"."""
+    if not root.exists():
+        raise DatasetError(f"the data root {root} does not exist. Fix the path (a folder holding "
+                           f"cifar-10-batches-py/ or {split}/<class>/ image folders, or a .tar.gz of "
+                           f"such a tree), or leave it out to use ${ENV_VAR} or the committed sample.")
+
+
+def _resolve_auto(root: str | os.PathLike | None, split: str, download: bool) -> tuple[str, Path]:
+    """Pick the first source that is present, or explain everything that was tried.
+
+    Only the default root (``data/``) may fall back to the committed sample; a root the caller
+    names must exist and hold the official batches or class folders (unless ``$CGAN_COURSE_CIFAR10``
+    is set, which comes before root's class folders)."""
+    root = Path(root).expanduser() if root is not None else DEFAULT_ROOT
+    explicit = root.resolve() != DEFAULT_ROOT.resolve()
+    if explicit and not download:
+        _require_root(root, split)
     tried = []
     if (root / "cifar-10-batches-py").is_dir() or download:
         return "torchvision", root
@@ -114,21 +159,27 @@ def _resolve_auto(root: Path, split: str, download: bool) -> tuple[str, Path]:
     if root.exists():
         try:
             if _find_split_root(root, split).resolve() != SAMPLE_ROOT.resolve():
-                return "folder", root  # (data/ holding only the sample is the "sample" source)
+                return "folder", root
+            return "sample", SAMPLE_ROOT  # the sample's own folder, named as root
         except DatasetError as err:
+            if explicit:
+                raise DatasetError(f"the data root {root} holds no CIFAR-10: no cifar-10-batches-py/, "
+                                   f"and {err} Fix the path, or leave it out to use ${ENV_VAR} or the "
+                                   "committed sample.") from None
             tried.append(f"class folders: {err}")
     if (SAMPLE_ROOT / split).is_dir():
         return "sample", SAMPLE_ROOT
     tried.append(f"committed sample: {SAMPLE_ROOT / split} (not found)")
     raise DatasetError(
         "no CIFAR-10 found. Tried:\n  - " + "\n  - ".join(tried) + "\nFix: online, run "
-        "`python -m cgan_course.data download --root data`; offline, point "
-        f"${ENV_VAR} at a class-folder tree or .tar.gz (e.g. ../shared/data/cifar10-jpg.tar.gz).")
+        "`python -m cgan_course.data download`; offline, point "
+        f"${ENV_VAR} at a class-folder tree or .tar.gz (e.g. your copy of cifar10-jpg.tar.gz).")
 
 
 def _load_torchvision(root: Path, train: bool, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
     batches = root / "cifar-10-batches-py"
-    if download and not batches.is_dir():
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    if download and not all(_is_official(batches / name) for name in names):
         import torchvision  # imported lazily: only this source needs it
 
         try:
@@ -137,21 +188,28 @@ def _load_torchvision(root: Path, train: bool, download: bool) -> tuple[torch.Te
             raise DatasetError(
                 f"could not download CIFAR-10 into {root} ({type(err).__name__}: {err}). "
                 f"Offline, point ${ENV_VAR} at a class-folder tree or .tar.gz and use "
-                "source='folder' (e.g. ../shared/data/cifar10-jpg.tar.gz).") from None
-    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+                "source='folder' (e.g. your copy of cifar10-jpg.tar.gz).") from None
+    fix = f"`python -m cgan_course.data download --root {shlex.quote(str(root))}`"
     images, labels = [], []
     for name in names:
         path = batches / name
         if not path.is_file():
-            raise DatasetError(f"{path} is missing: the official CIFAR-10 folder is incomplete. "
-                               "Delete it and download again (download=True).")
-        with open(path, "rb") as f:
-            # The official batches are pickles of plain arrays and lists; torchvision reads them
-            # the same way. Only use this source on files you downloaded from the official site.
-            entry = pickle.load(f, encoding="latin1")
+            raise DatasetError(f"{path} is missing: the official CIFAR-10 folder is incomplete; "
+                               f"download again with {fix}.")
+        raw = path.read_bytes()  # checked and unpickled from the same bytes: no swap in between
+        if hashlib.md5(raw).hexdigest() != OFFICIAL_MD5[name]:
+            raise DatasetError(f"{path}: its checksum does not match the official CIFAR-10 python "
+                               "batches, so it was not unpickled (a crafted file could run code). "
+                               f"Re-download with {fix} or delete it.")
+        entry = pickle.loads(raw, encoding="latin1")  # safe: byte-identical to the official file
         images.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
         labels.append(np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64))
     return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+
+
+def _is_official(path: Path) -> bool:
+    """Whether ``path`` is present and byte-identical (by MD5) to the official batch of its name."""
+    return path.is_file() and hashlib.md5(path.read_bytes()).hexdigest() == OFFICIAL_MD5[path.name]
 
 
 def load_image_folder(root: str | os.PathLike, split: str = "train", image_size: int = 32,
@@ -161,20 +219,25 @@ def load_image_folder(root: str | os.PathLike, split: str = "train", image_size:
     Returns ``(images [N, 3, S, S], labels [N], classes)`` with classes in sorted folder order.
     Every image must already be ``image_size`` x ``image_size``. Decoded arrays are cached as
     ``.npz`` next to the data (or under ``$CGAN_COURSE_CACHE`` when that folder is read-only),
-    so the second load of the full CIFAR-10 takes well under a second.
+    so the second load of the full CIFAR-10 takes about a second. The cache is keyed on the
+    source's state (see ``_cache_path``), so changed images are decoded again, and a cache file
+    that fails validation is discarded with a warning and rebuilt.
     """
     root = Path(root).expanduser()
     if not root.exists():
         raise DatasetError(f"{root} does not exist. Point it at a folder holding {split}/<class>/ "
                            "image folders, or at a .tar.gz of such a tree.")
-    cache_file = _cache_path(root, split, image_size) if cache else None
+    base = None if root.is_file() else _find_split_root(root, split) / split
+    listing = _list_images(base) if base is not None else None
+    cache_file = _cache_path(root, split, image_size, listing) if cache else None
     if cache_file is not None and cache_file.is_file():
-        with np.load(cache_file, allow_pickle=False) as z:
-            return torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]), list(z["classes"])
-    if root.is_file():
+        cached = _read_cache(cache_file, image_size, listing)
+        if cached is not None:
+            return cached
+    if base is None:
         images, labels, classes = _decode_tarball(root, split, image_size)
     else:
-        images, labels, classes = _decode_folder(_find_split_root(root, split), split, image_size)
+        images, labels, classes = _decode_folder(base, listing, image_size)
     if cache_file is not None:
         _save_cache(cache_file, images, labels, classes)
     return torch.from_numpy(images), torch.from_numpy(labels), classes
@@ -214,18 +277,23 @@ def _check_classes(found: list[str], where: str) -> list[str]:
     return sorted(found)
 
 
-def _decode_folder(split_root: Path, split: str, image_size: int):
-    base = split_root / split
-    classes = _check_classes([p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")],
-                             str(base))
+def _list_images(base: Path) -> dict[str, list[os.DirEntry]]:
+    """``{class: image files sorted by name}`` of ``base/<class>/``, classes sorted, hidden entries
+    (``.ipynb_checkpoints``, ``._*`` AppleDouble files) skipped."""
+    classes = sorted(e.name for e in os.scandir(base) if e.is_dir() and not e.name.startswith("."))
+    return {cls: sorted((e for e in os.scandir(base / cls) if not e.name.startswith(".")
+                         and os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES), key=lambda e: e.name)
+            for cls in classes}
+
+
+def _decode_folder(base: Path, listing: dict[str, list[os.DirEntry]], image_size: int):
+    classes = _check_classes(list(listing), str(base))
     images, labels = [], []
     for label, cls in enumerate(_progress(classes, f"decoding {base}")):
-        files = sorted(p for p in (base / cls).iterdir()
-                       if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-        if not files:
+        if not listing[cls]:
             raise DatasetError(f"{base / cls} holds no .png/.jpg images.")
-        images += [_decode(p, str(p), image_size) for p in files]
-        labels += [label] * len(files)
+        images += [_decode(Path(e.path), e.path, image_size) for e in listing[cls]]
+        labels += [label] * len(listing[cls])
     return np.stack(images), np.asarray(labels, dtype=np.int64), classes
 
 
@@ -255,16 +323,30 @@ def _decode_tarball(path: Path, split: str, image_size: int):
     return np.stack(images), np.asarray(labels, dtype=np.int64), classes
 
 
-def _cache_path(root: Path, split: str, image_size: int) -> Path:
-    """``<data>/.cgan_cache/...npz`` beside the data, keyed by path and mtimes: of the archive, or of
-    the split and class folders (adding, removing or renaming an image changes its folder's)."""
+def _stat_stamp(st: os.stat_result) -> str:
+    # ctime as well as mtime: a copy that restores the old mtime (cp -p) still changes the ctime
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def _listing_stamp(listing: dict[str, list[os.DirEntry]]) -> str:
+    lines = [f"{cls}/" + "".join(f"\n{e.name}|{_stat_stamp(e.stat())}" for e in files)
+             for cls, files in listing.items()]
+    return hashlib.sha1("\n".join(lines).encode()).hexdigest()
+
+
+def _cache_path(root: Path, split: str, image_size: int,
+                listing: dict[str, list[os.DirEntry]] | None = None) -> Path:
+    """``<data>/.cgan_cache/...npz`` beside the data, keyed by the path and the state of the source:
+    the archive's size and timestamps, or the name, size and timestamps of every image file (one
+    stat each, no reading: ~0.4 s for CIFAR-10's 50,000 train images on a slow disk), so adding,
+    removing, renaming or overwriting an image in place all give a new key. ``listing`` is
+    ``_list_images``' result."""
     if root.is_file():
-        stat = root.stat()
-        stamp = f"{stat.st_mtime_ns}|{stat.st_size}"
+        stamp = _stat_stamp(root.stat())
     else:
-        base = _find_split_root(root, split) / split
-        folders = [base] + sorted(p for p in base.iterdir() if p.is_dir())
-        stamp = "|".join(f"{p.name}:{p.stat().st_mtime_ns}" for p in folders)
+        if listing is None:
+            listing = _list_images(_find_split_root(root, split) / split)
+        stamp = _listing_stamp(listing)
     key = hashlib.sha1(f"{root.resolve()}|{stamp}".encode()).hexdigest()[:12]
     name = f"{root.name.split('.')[0]}-{split}-{image_size}px-{key}.npz"
     beside = (root.parent if root.is_file() else root) / ".cgan_cache"
@@ -273,6 +355,51 @@ def _cache_path(root: Path, split: str, image_size: int) -> Path:
     if not os.environ.get(CACHE_ENV_VAR) and beside.parent.stat().st_mode & 0o222 and os.access(beside.parent, os.W_OK):
         return beside / name
     return Path(os.environ.get(CACHE_ENV_VAR, Path.home() / ".cache" / "cgan_course")) / name
+
+
+def _read_cache(path: Path, image_size: int, listing: dict[str, list[os.DirEntry]] | None
+                ) -> tuple[torch.Tensor, torch.Tensor, list[str]] | None:
+    """The cached ``(images [N, 3, S, S], labels [N], classes)`` if ``path`` is a valid cache of this
+    source; otherwise None after a one-line warning, and the caller decodes again."""
+    try:
+        arrays = np.load(path, allow_pickle=False)  # object arrays would need unpickling: refused
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with arrays:
+            images, labels, classes = arrays["images"], arrays["labels"], arrays["classes"]
+        problem = _cache_problem(images, labels, classes, image_size, listing)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        problem = f"{type(err).__name__}: {err}"
+    if problem is None:
+        return torch.from_numpy(images), torch.from_numpy(labels), classes.tolist()
+    warnings.warn(f"{path}: broken image cache ({' '.join(problem.split())}); discarding it and "
+                  "decoding the images again.", stacklevel=3)
+    return None
+
+
+def _cache_problem(images: np.ndarray, labels: np.ndarray, classes: np.ndarray, image_size: int,
+                   listing: dict[str, list[os.DirEntry]] | None) -> str | None:
+    """What is wrong with cached arrays, or None. Beyond dtypes and shapes, the labels must be
+    grouped by class as decoding writes them, and for a folder the classes and per-class counts
+    must be those of the listing the cache key was made from."""
+    if images.dtype != np.uint8 or images.shape[1:] != (3, image_size, image_size):
+        return f"images are {images.dtype} {list(images.shape)}, expected uint8 [N, 3, {image_size}, {image_size}]"
+    if labels.dtype != np.int64 or labels.shape != images.shape[:1]:
+        return f"labels are {labels.dtype} {list(labels.shape)}, expected int64 [{images.shape[0]}]"
+    if classes.dtype.kind != "U" or classes.ndim != 1 or classes.size == 0 or labels.size == 0:
+        return f"{classes.size} class names and {labels.size} images"
+    if labels.min() < 0 or labels.max() >= classes.size:
+        return f"labels range over [{labels.min()}, {labels.max()}], expected [0, {classes.size - 1}]"
+    if np.any(np.diff(labels) < 0):
+        return "labels are not grouped by class"
+    names, counts = classes.tolist(), np.bincount(labels, minlength=classes.size).tolist()
+    if listing is not None:
+        want = [len(files) for files in listing.values()]
+        if names != list(listing) or counts != want:
+            return f"{names} with {counts} images per class, but the folders hold {list(listing)} with {want}"
+    elif names != sorted(set(names)) or 0 in counts:
+        return f"{names} with {counts} images per class"
+    return None
 
 
 def _save_cache(path: Path, images: np.ndarray, labels: np.ndarray, classes: list[str]) -> None:
@@ -432,11 +559,13 @@ def main(argv: list[str] | None = None) -> None:
                     "tree / .tar.gz into the cache (offline).")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("download", help="download the official CIFAR-10 with torchvision (needs internet)")
-    p.add_argument("--root", default="data", help="folder for cifar-10-batches-py (default: data)")
+    p.add_argument("--root", default=None,
+                   help="folder for cifar-10-batches-py (default: the repository's data/)")
     p = sub.add_parser("prepare", help="decode a class-folder tree or .tar.gz once and cache it")
     p.add_argument("path", help="a class-folder tree or .tar.gz, e.g. $CGAN_COURSE_CIFAR10")
     p = sub.add_parser("info", help="show which source 'auto' picks and the split sizes")
-    p.add_argument("--root", default="data")
+    p.add_argument("--root", default=None, help="the root to resolve (default: the repository's data/, "
+                                                f"then ${ENV_VAR}, then the committed sample)")
     args = parser.parse_args(argv)
     run_cli(lambda: _run(args), parser.prog)
 
@@ -445,7 +574,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "download":
         for train in (True, False):
             images, _ = load_cifar10(args.root, train=train, source="torchvision", download=True)
-            print(f"{'train' if train else 'test'}: {images.shape[0]} images in {args.root}")
+            print(f"{'train' if train else 'test'}: {images.shape[0]} images in {args.root or DEFAULT_ROOT}")
     elif args.command == "prepare":
         for split in ("train", "test"):
             images, labels, classes = load_image_folder(args.path, split)
@@ -454,9 +583,11 @@ def _run(args: argparse.Namespace) -> None:
         print(f"Use it: export {ENV_VAR}={Path(args.path).resolve()}")
     else:
         for train in (True, False):
-            images, labels = load_cifar10(args.root, train=train)
-            print(f"{'train' if train else 'test'}: {list(images.shape)} "
-                  f"per class {torch.bincount(labels, minlength=10).tolist()}")
+            split = "train" if train else "test"
+            source, root = resolve_source(args.root, train=train)
+            print(f"{split} source: {source} {root} ({describe_source(source, root)})")
+            images, labels = load_cifar10(root, train=train, source=source)
+            print(f"{split}: {list(images.shape)} per class {torch.bincount(labels, minlength=10).tolist()}")
 
 
 if __name__ == "__main__":

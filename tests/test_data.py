@@ -5,6 +5,7 @@ committed 1,000-image sample.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import stat
@@ -70,9 +71,11 @@ def make_tarball(tree: Path, path: Path, top: str | None) -> Path:
     return path
 
 
-def write_official_batches(root: Path, labels_offset: int = 0, n: int = 4, skip: str = "") -> torch.Tensor:
+def write_official_batches(monkeypatch, root: Path, labels_offset: int = 0, n: int = 4,
+                           skip: str = "") -> torch.Tensor:
     """A fake ``root/cifar-10-batches-py`` in the official format (pickled dicts, rows of 3072 bytes
-    R-plane then G then B). Returns the train images uint8 [5 * n, 3, 32, 32] in file order."""
+    R-plane then G then B), whose MD5s stand in for the official ones for this test. Returns the
+    train images uint8 [5 * n, 3, 32, 32] in file order."""
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -88,6 +91,8 @@ def write_official_batches(root: Path, labels_offset: int = 0, n: int = 4, skip:
                  "filenames": [f"{name}_{j}.png" for j in range(n)]}
         with open(folder / name, "wb") as f:
             pickle.dump(entry, f)
+    monkeypatch.setattr(data, "OFFICIAL_MD5", {
+        p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()})
     return torch.from_numpy(np.concatenate(train))
 
 
@@ -161,11 +166,13 @@ def test_auto_order(tmp_path, monkeypatch):
     make_tree(tmp_path / "tree")
     empty = tmp_path / "empty"
     empty.mkdir()
-    # nothing else present: the committed sample
-    assert resolve_source(empty) == ("sample", data.SAMPLE_ROOT)
-    # the repository's data/ holds only the sample: still reported as "sample"
+    # the repository's data/ holds only the sample: "sample"; so does the sample's own folder
     if not (data.REPO_ROOT / "data" / "cifar-10-batches-py").exists():
-        assert resolve_source()[0] == "sample"
+        assert resolve_source() == ("sample", data.SAMPLE_ROOT)
+    assert resolve_source(data.SAMPLE_ROOT) == ("sample", data.SAMPLE_ROOT)
+    # a root named explicitly never falls back to the sample (tests/test_bad_inputs_data.py)
+    with pytest.raises(DatasetError, match="holds no CIFAR-10"):
+        resolve_source(empty)
     # a class-folder tree given as root
     assert resolve_source(tmp_path / "tree") == ("folder", tmp_path / "tree")
     # the environment variable comes before root's folders...
@@ -175,7 +182,7 @@ def test_auto_order(tmp_path, monkeypatch):
     images, _ = load_cifar10(empty, train=False)  # source="auto"
     assert images.shape[0] == 20
     # ...and the official batches before both
-    write_official_batches(empty)
+    write_official_batches(monkeypatch, empty)
     assert resolve_source(empty) == ("torchvision", empty)
     assert load_cifar10(empty)[0].shape[0] == 20
     # download=True asks for the official set even when it is not there yet
@@ -194,16 +201,17 @@ def test_auto_env_var_typo_is_an_error(tmp_path, monkeypatch):
 
 def test_auto_nothing_found(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "SAMPLE_ROOT", tmp_path / "no-sample")
+    monkeypatch.setattr(data, "DEFAULT_ROOT", tmp_path)  # the default root, as if data/ were empty
     with pytest.raises(DatasetError, match="no CIFAR-10 found") as err:
-        load_cifar10(tmp_path)
+        load_cifar10()
     message = str(err.value)
     for tried in ("official batches", "CGAN_COURSE_CIFAR10 is not set", "committed sample", "Fix:",
                   "python -m cgan_course.data download"):
         assert tried in message, message
 
 
-def test_torchvision_source_official_format(tmp_path):
-    want = write_official_batches(tmp_path)
+def test_torchvision_source_official_format(tmp_path, monkeypatch):
+    want = write_official_batches(monkeypatch, tmp_path)
     images, labels = load_cifar10(tmp_path, source="torchvision")
     assert torch.equal(images, want)
     assert labels.dtype == torch.int64 and labels.tolist() == [0, 1, 2, 3] * 5
@@ -211,14 +219,14 @@ def test_torchvision_source_official_format(tmp_path):
     assert list(test_images.shape) == [4, 3, 32, 32]
 
 
-def test_torchvision_source_labels_out_of_range(tmp_path):
-    write_official_batches(tmp_path, labels_offset=7)  # labels 7, 8, 9, 10
+def test_torchvision_source_labels_out_of_range(tmp_path, monkeypatch):
+    write_official_batches(monkeypatch, tmp_path, labels_offset=7)  # labels 7, 8, 9, 10
     with pytest.raises(DatasetError, match=r"labels range over \[\d+, 10\], expected \[0, 9\]"):
         load_cifar10(tmp_path, source="torchvision")
 
 
-def test_torchvision_source_incomplete(tmp_path):
-    write_official_batches(tmp_path, skip="data_batch_3")
+def test_torchvision_source_incomplete(tmp_path, monkeypatch):
+    write_official_batches(monkeypatch, tmp_path, skip="data_batch_3")
     with pytest.raises(DatasetError, match=r"data_batch_3 is missing.*download again"):
         load_cifar10(tmp_path, source="torchvision")
 
@@ -500,6 +508,7 @@ def test_cli_info(tmp_path, monkeypatch, capsys, cli_error):
     monkeypatch.setenv(data.ENV_VAR, str(make_tarball(tmp_path / "tree", tmp_path / "m.tar.gz", "m")))
     data.main(["info", "--root", str(tmp_path)])
     out = capsys.readouterr().out
+    assert f"train source: folder {tmp_path / 'm.tar.gz'} (image folder m.tar.gz)" in out
     assert "train: [30, 3, 32, 32] per class [3, 3, 3, 3, 3, 3, 3, 3, 3, 3]" in out
     assert "test: [20, 3, 32, 32]" in out
     monkeypatch.setenv(data.ENV_VAR, str(tmp_path / "typo"))
