@@ -1,18 +1,34 @@
-"""Checkpoint files: atomic writes, safe loads (no arbitrary unpickling) and clear errors.
+"""Checkpoint and release files: atomic writes, safe loads (no arbitrary unpickling), cards and
+clear errors.
 
 Used by training, the classifier and the pretrained files alike; every failure is a
 ``CheckpointError`` whose message names the file, the problem and the fix.
+
+Released weights (``x.pt``) come with a JSON *card* beside them (``x.json``) that holds the
+weights' sha256; ``verify_card`` checks it before a load. Every file is written by
+``atomic_write`` (a temporary file in the same folder, then ``os.replace``), and files that belong
+together (weights, card, grid) are built in a ``staging_folder`` and moved in only when all of
+them were made.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import hashlib
+import json
 import os
+import platform
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn as nn
 
-from .errors import CourseError
+from .data import CLASSES
+from .errors import CourseError, MissingFile
 from .models import ModelConfig
 
 
@@ -20,14 +36,169 @@ class CheckpointError(CourseError):
     """A checkpoint that cannot be used here; the message says why and what to do."""
 
 
-def save_checkpoint(path: str | Path, state: dict) -> None:
-    """Write atomically: to a temporary file in the same folder, then rename over the old one.
-    A crash or Ctrl-C mid-write leaves the previous checkpoint intact."""
+# ----------------------------------------------------------------------------------------------
+# Writing: one atomic path for weights, checkpoints and cards
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
+
+    A crash or Ctrl-C mid-write leaves the previous file intact and (except after kill -9) no
+    temporary file. A failed write, an ``OSError`` or the ``RuntimeError`` ("unexpected pos ...")
+    that ``torch.save`` raises on a short write, becomes a ``CheckpointError`` naming the file.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # the same disk, so the rename is atomic
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, CourseError):
+            raise _write_error(path, err) from None
+        raise
+    return path
+
+
+def _write_error(path: Path, err: BaseException) -> CheckpointError:
+    try:
+        free = f"{shutil.disk_usage(path.parent).free / 2**20:,.0f} MiB free there"
+    except OSError:
+        free = "free space unknown"
+    if getattr(err, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+        cause = "the disk is full"
+    else:  # torch.save reports a short write as a RuntimeError ("unexpected pos ...")
+        cause = "the write failed" + (", most likely because the disk is full" if isinstance(err, RuntimeError) else "")
+    reason = (str(err).strip().splitlines() or [""])[0][:200]
+    return CheckpointError(f"could not write {path}: {cause} ({type(err).__name__}: {reason}; {free}). Free some space "
+                           "or write elsewhere; the previous file, if there was one, is unchanged.")
+
+
+def save_checkpoint(path: str | Path, state: dict) -> None:
+    """Write ``state`` with ``torch.save`` atomically: a crash, Ctrl-C or full disk mid-write
+    leaves the previous checkpoint intact."""
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+@contextlib.contextmanager
+def staging_folder(dest: str | Path, replaces: Iterable[str] = ()) -> Iterator[Path]:
+    """A temporary folder beside ``dest`` in which to build files that belong together.
+
+    When the ``with`` block succeeds, its files are renamed into ``dest`` (created if needed), and
+    the files named in ``replaces`` that the block did not make are removed from ``dest``, so no
+    stale file describes the new ones. When it fails, ``dest`` is untouched and the staging
+    folder is deleted.
+    """
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{dest.name}.staging-", dir=dest.parent))
+    except OSError as err:
+        raise _write_error(dest, err) from None
+    try:
+        yield staging
+        made = sorted(p.name for p in staging.iterdir())
+        try:
+            dest.mkdir(exist_ok=True)
+            for name in made:
+                os.replace(staging / name, dest / name)
+            for name in set(replaces) - set(made):
+                (dest / name).unlink(missing_ok=True)
+        except OSError as err:
+            raise _write_error(dest, err) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Cards: the JSON beside released weights
+
+
+def sha256(path: str | Path) -> str:
+    """The hex sha256 of a file (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def card_path(weights: str | Path) -> Path:
+    return Path(weights).with_suffix(".json")
+
+
+def write_card(weights: str | Path, card: dict) -> Path:
+    """Write ``card`` beside ``weights``, headed by the weights' file name and sha256."""
+    weights = Path(weights)
+    full = {"file": weights.name, "sha256": sha256(weights),
+            **{k: v for k, v in card.items() if k not in ("file", "sha256")}}
+    text = json.dumps(full, indent=2) + "\n"
+    return atomic_write(card_path(weights), lambda tmp: tmp.write_text(text))
+
+
+def read_card(weights: str | Path) -> dict:
+    """The card beside ``weights``; a missing or unreadable card is a one-line error naming it."""
+    card = card_path(weights)
+    if not card.is_file():
+        raise MissingFile(f"{card} is missing: it comes with {Path(weights).name}; restore both, or export them again.")
+    try:
+        data = json.loads(card.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{card} is not valid JSON ({err}): restore it (`git checkout -- data/pretrained` "
+                              "for the committed files) or export the weights again.") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{card} holds a JSON {type(data).__name__}, not a card (an object with a sha256): "
+                              "restore it or export the weights again.")
+    return data
+
+
+def verify_card(weights: str | Path) -> dict:
+    """Check ``weights`` against the sha256 in its card and return the card. A card without a
+    sha256 cannot vouch for the file, so it is refused like a mismatch."""
+    weights = Path(weights)
+    card = read_card(weights)
+    expected = card.get("sha256")
+    if not isinstance(expected, str) or not expected:
+        raise CheckpointError(f"{card_path(weights)} has no sha256, so {weights.name} cannot be checked: restore both "
+                              "with `git checkout -- data/pretrained` (committed files) or export them again.")
+    actual = sha256(weights)
+    if actual != expected:
+        raise CheckpointError(f"{weights} does not match its card (sha256 {actual[:12]}... vs {expected[:12]}...): "
+                              "the file is corrupt or was replaced. Restore it with `git checkout -- data/pretrained` "
+                              "(committed files) or export it again.")
+    return card
+
+
+def class_names_from(state: dict, num_classes: int, path: str | Path) -> list[str]:
+    """The class names saved with released weights: one string per class of the model. An
+    unconditional model has none (older exports saved CIFAR-10's beside it anyway); files from
+    before names were saved hold CIFAR-10 models."""
+    if num_classes == 0:
+        return []
+    names = state.get("classes", list(CLASSES))
+    if not isinstance(names, (list, tuple)) or len(names) != num_classes or not all(isinstance(n, str) for n in names):
+        count = len(names) if isinstance(names, (list, tuple)) else type(names).__name__
+        raise CheckpointError(f"{path} names {count} classes but its model has {num_classes}: the file was edited or "
+                              "broken. Restore it with `git checkout -- data/pretrained` or export it again.")
+    return list(names)
+
+
+def describe_hardware(device: str | torch.device = "cpu") -> str:
+    """The machine a card records: the GPU's name, or the CPU's model and core count."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), model)
+    return f"{model}, {os.cpu_count()} cores"
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

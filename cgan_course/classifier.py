@@ -15,16 +15,14 @@ weights, checked against the sha256 in ``classifier.json``). Its forward takes i
 Command line::
 
     python -m cgan_course.classifier train --data-root ../shared/data/cifar10-jpg.tar.gz \\
-        --source folder --epochs 10 --out data/pretrained/classifier.pt
+        --source folder --epochs 10 --replace-committed
     python -m cgan_course.classifier evaluate --data-root ... --source folder
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
-import platform
 import sys
 import time
 from dataclasses import dataclass
@@ -36,12 +34,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import CourseError, run_cli
-from .data import CLASSES, REPO_ROOT, DatasetError, load_cifar10, to_unit_range
+from .data import CLASSES, load_cifar10, resolve_source, to_unit_range
 from .models import count_parameters
-from .checkpoints import CheckpointError, load_checkpoint, load_state_strict, require_keys, save_checkpoint
+from .checkpoints import (CheckpointError, card_path, class_names_from, describe_hardware, load_checkpoint,
+                          load_state_strict, read_card, require_keys, save_checkpoint, staging_folder, verify_card,
+                          write_card)
+from .pretrained import PRETRAINED_DIR, check_destination, require_files
 from .train import cpu_has_native_bf16
 
-CLASSIFIER_FILE = REPO_ROOT / "data" / "pretrained" / "classifier.pt"
+CLASSIFIER_FILE = PRETRAINED_DIR / "classifier.pt"
 
 
 @dataclass
@@ -63,8 +64,13 @@ class TrainClassifierConfig:
     warmup_epochs: float = 2.0  # linear warm-up, then linear decay to zero at the end
     translate: int = 2  # random shifts of up to this many pixels (reflect padding)
     whiten_bias_epochs: int = 3  # the stem's bias trains this long, its weights never
-    bf16: bool = True  # bfloat16 autocast on the CPU (about 2x faster where supported)
+    bf16: bool = True  # bfloat16 autocast on CPUs with native bf16 (faster there; emulated elsewhere, so off)
     seed: int = 0
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise CourseError(f"{name} must be >= 1, got {getattr(self, name)}: pass a positive --{name.replace('_', '-')}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -100,7 +106,7 @@ class Classifier(nn.Module):
                                     ConvStage(w1, w2),  # -> (B, w2, 7, 7)
                                     ConvStage(w2, w3))  # -> (B, w3, 3, 3)
         self.head = nn.Linear(w3, cfg.num_classes, bias=False)
-        self.classes = list(CLASSES)
+        self.classes = list(CLASSES) if cfg.num_classes == len(CLASSES) else [f"class {i}" for i in range(cfg.num_classes)]
 
     @property
     def feature_dim(self) -> int:
@@ -139,7 +145,8 @@ def _check_images(x: torch.Tensor) -> None:
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: torch.Tensor, tta: bool = True, batch_size: int = 500) -> torch.Tensor:
     """Logits ``[N, num_classes]`` (float32, CPU) for uint8 images or floats in [-1, 1].
-    ``tta`` averages each image with its mirror image: about +0.5% accuracy for 2x the work."""
+    ``tta`` averages each image with its mirror image: a little more accuracy (the card records
+    both) for twice the work."""
     device = next(model.parameters()).device
     out = []
     for i in range(0, images.shape[0], batch_size):
@@ -169,7 +176,7 @@ def augment(images: torch.Tensor, translate: int, generator: torch.Generator) ->
     """Random mirror + shift of every image of uint8 ``[N, 3, H, W]``, on the whole tensor at once.
 
     Shifts use reflect padding; each of the (2t+1)^2 offsets is one slicing op over the images
-    that drew it, so an epoch of CIFAR-10 is augmented in well under a second.
+    that drew it, so the cost grows with the number of offsets, not with the number of images.
     """
     n, _, h, w = images.shape
     flip = torch.rand(n, generator=generator) < 0.5
@@ -214,6 +221,9 @@ def train_classifier(train_data: tuple[torch.Tensor, torch.Tensor], cfg: TrainCl
     opt = torch.optim.SGD([{"params": decay}, {"params": [model.stem.bias], "weight_decay": 0.0}], lr=cfg.lr,
                           momentum=cfg.momentum, nesterov=True, weight_decay=cfg.weight_decay)
     steps_per_epoch = len(images) // cfg.batch_size  # the ragged tail of each shuffle is dropped
+    if steps_per_epoch == 0:
+        raise CourseError(f"{len(images)} training images are fewer than one batch of {cfg.batch_size}: "
+                          "use more images or a smaller batch_size")
     total_steps = cfg.epochs * steps_per_epoch
     warmup_steps = int(cfg.warmup_epochs * steps_per_epoch)
     use_bf16 = cfg.bf16 and cpu_has_native_bf16()  # emulated bf16 is slower than fp32
@@ -274,16 +284,6 @@ def train_classifier(train_data: tuple[torch.Tensor, torch.Tensor], cfg: TrainCl
                    "bf16_autocast": use_bf16}
 
 
-def _cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _cfg_dict(cfg: ClassifierConfig) -> dict:
     d = dataclasses.asdict(cfg)
     d["widths"] = list(d["widths"])
@@ -294,22 +294,12 @@ def _cfg_dict(cfg: ClassifierConfig) -> dict:
 # The committed weights
 
 
-def sha256(path: str | Path) -> str:
-    from .pretrained import sha256 as _sha256
-
-    return _sha256(path)
-
-
-def export_classifier(model: Classifier, out: str | Path = CLASSIFIER_FILE, card: dict | None = None) -> Path:
+def export_classifier(model: Classifier, out: str | Path, card: dict | None = None) -> Path:
     """Write fp16 weights plus a JSON card (with the file's sha256) beside them."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    save_checkpoint(out, {"format": 1, "model": _cfg_dict(model.cfg), "classes": list(CLASSES), "state_dict": state})
-    full_card = {"file": out.name, "sha256": sha256(out), "architecture": _cfg_dict(model.cfg),
-                 "parameters": count_parameters(model), **(card or {})}
-    out.with_suffix(".json").write_text(json.dumps(full_card, indent=2) + "\n")
-    return out
+    save_checkpoint(out, {"model": _cfg_dict(model.cfg), "classes": list(model.classes), "state_dict": state})
+    write_card(out, {"architecture": _cfg_dict(model.cfg), "parameters": count_parameters(model), **(card or {})})
+    return Path(out)
 
 
 def load_classifier(device: str | torch.device = "cpu", path: str | Path | None = None) -> Classifier:
@@ -319,19 +309,10 @@ def load_classifier(device: str | torch.device = "cpu", path: str | Path | None 
     ``model.features(x)`` gives the penultimate ``[B, 256]`` features. The file is loaded with
     ``weights_only=True`` and checked against the sha256 in its card ``classifier.json``.
     """
-    from .pretrained import PretrainedMissing
-
     path = Path(path) if path is not None else CLASSIFIER_FILE
-    card = path.with_suffix(".json")
-    if not path.is_file() or not card.is_file():
-        raise PretrainedMissing(
-            f"no classifier at {path} (or its card {card.name}). It is committed to the repository: restore it "
-            "with `git checkout -- data/pretrained`, or train one: `python -m cgan_course.classifier train "
-            "--data-root <cifar10 folder or .tar.gz> --source folder --out data/pretrained/classifier.pt`.")
-    expected, actual = json.loads(card.read_text()).get("sha256"), sha256(path)
-    if expected != actual:
-        raise CheckpointError(f"{path} does not match its card (sha256 {actual[:12]}... vs {str(expected)[:12]}...): "
-                              "the file is corrupt or was replaced. Restore it with `git checkout -- data/pretrained`.")
+    require_files(path, "train one: `python -m cgan_course.classifier train --data-root <cifar10 folder or .tar.gz> "
+                        "--source folder --replace-committed`")
+    verify_card(path)
     state = load_checkpoint(path)
     require_keys(state, ("model", "state_dict"), path, "a course classifier file")
     try:
@@ -340,9 +321,9 @@ def load_classifier(device: str | torch.device = "cpu", path: str | Path | None 
         raise CheckpointError(f"{path} holds a classifier configuration this version cannot build ({err}).") from None
     load_state_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()},
                       "classifier", path)
-    model.classes = list(state.get("classes", CLASSES))
+    model.classes = class_names_from(state, model.cfg.num_classes, path)
     model = model.to(device).eval()
-    # channels-last weights make CPU convolutions ~1.7x faster (inputs may stay NCHW)
+    # channels-last weights make CPU convolutions faster (inputs may stay NCHW)
     return model.to(memory_format=torch.channels_last) if model.stem.weight.device.type == "cpu" else model
 
 
@@ -364,18 +345,38 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--widths", default="64,128,256", help="channels of the three stages")
     p.add_argument("--no-bf16", action="store_true", help="train in float32 (slower on CPUs with bf16)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(CLASSIFIER_FILE.relative_to(REPO_ROOT)))
     p.add_argument("--checkpoint", default="runs/classifier/checkpoint.pt", help="per-epoch state; if the file exists the run resumes from it (delete it to start over)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--out", default=None, help="the weights file, its card goes beside it; never replaces a file "
+                                                   "(default: classifier.pt beside --checkpoint)")
+    where.add_argument("--replace-committed", action="store_true",
+                       help="write data/pretrained/classifier.pt, replacing the classifier every metric uses")
     p = sub.choices["evaluate"]
     p.add_argument("--weights", default=None, help="default: data/pretrained/classifier.pt")
     args = parser.parse_args(argv)
     run_cli(lambda: _run(args, argv), parser.prog)
 
 
+def _parse_widths(text: str) -> tuple[int, int, int]:
+    try:
+        widths = tuple(int(w) for w in text.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 3 or min(widths) < 1:
+        raise CourseError(f"--widths takes three positive channel counts such as 64,128,256, got {text!r}")
+    return widths
+
+
 def _run(args: argparse.Namespace, argv: list[str] | None) -> None:
-    from .data import resolve_source
     from .metrics import describe_source
 
+    if args.threads is not None and args.threads < 1:
+        raise CourseError(f"--threads must be >= 1, got {args.threads}: leave it out for torch's choice")
+    if args.command == "train":  # every check before any data is loaded
+        cfg = TrainClassifierConfig(epochs=args.epochs, bf16=not args.no_bf16, seed=args.seed)
+        model_cfg = ClassifierConfig(widths=_parse_widths(args.widths))
+        out = CLASSIFIER_FILE if args.replace_committed else Path(args.out or Path(args.checkpoint).parent / CLASSIFIER_FILE.name)
+        check_destination(out.parent, (out.name, card_path(out).name), args.replace_committed)
     if args.threads:
         torch.set_num_threads(args.threads)
     source, root = (args.source, args.data_root) if args.source != "auto" else resolve_source(args.data_root, train=False)
@@ -389,8 +390,6 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> None:
               f"({source_name}), {time.time() - t0:.1f} s")
         return
     train = load_cifar10(args.data_root, train=True, source=args.source)
-    cfg = TrainClassifierConfig(epochs=args.epochs, bf16=not args.no_bf16, seed=args.seed)
-    model_cfg = ClassifierConfig(widths=tuple(int(w) for w in args.widths.split(",")))
     model, summary = train_classifier(train, cfg, model_cfg, checkpoint=args.checkpoint, test_data=test,
                                       log=lambda s: print(s, flush=True))
     card = {"data": {"source": source_name, "root": os.path.basename(str(args.data_root)), "train_split": "train",
@@ -398,21 +397,20 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> None:
             "training": {**dataclasses.asdict(cfg), "train_seconds": summary["train_seconds"],
                          "train_minutes": round(summary["train_seconds"] / 60, 1),
                          "bf16_autocast": summary["bf16_autocast"], "threads": torch.get_num_threads(),
-                         "hardware": "2-core CPU", "cpu": _cpu_name(),
-                         "torch": torch.__version__, "history": summary["history"],
+                         "hardware": describe_hardware(), "torch": torch.__version__, "history": summary["history"],
                          "command": "python -m cgan_course.classifier " + " ".join(argv if argv is not None else sys.argv[1:])}}
-    out = export_classifier(model, args.out, card)
-    # the accuracies on the card are those of the committed fp16 weights, reloaded as users will
     t0 = time.time()
-    reloaded = load_classifier(path=out)
-    acc, acc_plain = accuracy(reloaded, *test, tta=True), accuracy(reloaded, *test, tta=False)
-    card_file = out.with_suffix(".json")
-    full_card = json.loads(card_file.read_text())
-    full_card.update({"test_accuracy_tta": round(acc, 4), "test_accuracy": round(acc_plain, 4),
-                      "test_split": f"test ({len(test[1])} images, {source_name})"})
-    card_file.write_text(json.dumps(full_card, indent=2) + "\n")
+    with staging_folder(out.parent) as staging:  # weights and card reach --out together, or not at all
+        staged = export_classifier(model, staging / out.name, card)
+        # the accuracies on the card are those of the fp16 weights, reloaded as users will
+        reloaded = load_classifier(path=staged)
+        acc, acc_plain = accuracy(reloaded, *test, tta=True), accuracy(reloaded, *test, tta=False)
+        write_card(staged, {**read_card(staged), "test_accuracy_tta": round(acc, 4), "test_accuracy": round(acc_plain, 4),
+                            "test_split": f"test ({len(test[1])} images, {source_name})"})
     print(f"final test accuracy {acc:.4f} (flip TTA), {acc_plain:.4f} (plain) on {len(test[1])} images, "
-          f"eval {time.time() - t0:.0f} s; wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {card_file.name}", flush=True)
+          f"eval {time.time() - t0:.0f} s; wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {card_path(out).name}",
+          flush=True)
+
 
 if __name__ == "__main__":
     main()

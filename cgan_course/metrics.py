@@ -38,7 +38,10 @@ import torch.nn as nn
 from scipy import linalg
 
 from .errors import CourseError, MissingFile
-from .data import CACHE_ENV_VAR, REPO_ROOT, load_cifar10, to_unit_range
+from .data import CACHE_ENV_VAR, REPO_ROOT, load_cifar10, resolve_source, to_unit_range
+from .checkpoints import sha256
+from .classifier import CLASSIFIER_FILE, load_classifier
+from .sampling import generate, interpolate_classes, sample_latents
 
 INCEPTION_ENV_VAR = "CGAN_COURSE_INCEPTION_WEIGHTS"
 INCEPTION_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -191,8 +194,6 @@ class ClassifierFeatures(FeatureExtractor):
     name = "classifier"
 
     def __init__(self, model: nn.Module | None = None, device: str | torch.device = "cpu", batch_size: int = 250):
-        from .classifier import CLASSIFIER_FILE, load_classifier, sha256
-
         self.model = (model if model is not None else load_classifier(device)).eval()
         self.device = next(self.model.parameters()).device
         if self.device.type == "cpu":  # channels-last convolutions are ~1.7x faster on x86 CPUs
@@ -382,8 +383,6 @@ def describe_source(source: str, root: str | os.PathLike | None = None) -> str:
 def _resolve_source(source: str, root, split: str) -> tuple[str, Path | None]:
     if source != "auto":
         return source, Path(root) if root is not None else None
-    from .data import resolve_source
-
     return resolve_source(root, train=split == "train")
 
 
@@ -476,7 +475,6 @@ def generator_stats(G: nn.Module, extractor: FeatureExtractor, num_samples: int 
     classes); latents come from ``seed``. Features stream into running statistics batch by batch;
     only the logits ``[N, K]`` and labels ``[N]`` are kept (for IS and label fidelity).
     """
-    from .sampling import generate, sample_latents
 
     num_classes = G.num_classes or 0
     # class-balanced and interleaved (0, 1, ..., 9, 0, ...): every IS split sees every class
@@ -670,7 +668,6 @@ def class_morph_curve(G: nn.Module, classifier: FeatureExtractor, y0: int, y1: i
     that ignores its label gives a flat curve; one that obeys it rises from P(y1 | G(z, y0)) to
     P(y1 | G(z, y1)).
     """
-    from .sampling import interpolate_classes, sample_latents
 
     num_classes = G.num_classes or 0
     if not (0 <= y0 < num_classes and 0 <= y1 < num_classes):

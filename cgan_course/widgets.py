@@ -26,6 +26,7 @@ import torch.nn as nn
 from .errors import CourseError
 from .data import CLASSES
 from .models import ModelConfig, build_generator
+from .pretrained import GENERATOR_FILE, PretrainedMissing, load_generator
 from .sampling import (generate, grid_side, interpolate_classes, recalibrate_batchnorm, sample_latents, slerp,
                        to_image_grid)
 
@@ -193,8 +194,6 @@ def stand_in_generator(cfg: ModelConfig = PRETRAINED_SIZE, seed: int = 0) -> nn.
 def load_generator_or_stand_in(device: str | torch.device = "cpu") -> tuple[nn.Module, str]:
     """The pretrained generator if ``data/pretrained/generator.pt`` is there, else
     ``stand_in_generator()``; returns (G, a sentence saying which one it is)."""
-    from .pretrained import GENERATOR_FILE, PretrainedMissing, load_generator
-
     try:
         return load_generator(device), f"pretrained generator from {GENERATOR_FILE.name}"
     except PretrainedMissing:

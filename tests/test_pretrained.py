@@ -1,13 +1,22 @@
-"""The committed pretrained generator: loads offline and safely, and still draws its classes."""
+"""The committed pretrained generator: loads offline and safely, and still draws its classes; the
+package's layering that keeps loading it light."""
+import ast
+import dataclasses
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from cgan_course import metrics, pretrained
 from cgan_course.data import CLASSES
-from cgan_course.checkpoints import CheckpointError
+from cgan_course.checkpoints import CheckpointError, sha256, with_legacy_fields
+from cgan_course.release import wall_time_s
+from cgan_course.train import config_from_args
 
 LABEL_ACCURACY_FLOOR = 0.35  # well below the card's 10k-sample value (57.1%): a broken checkpoint fails
 
@@ -25,10 +34,23 @@ def test_committed_generator_draws_the_requested_classes():
 
 
 def test_card_describes_the_run():
+    """Each entry of the card agrees with the file, the training log or the recorded config."""
     card = pretrained.read_card()
-    for key in ("config", "command", "data_source", "steps", "images_seen", "wall_time_min", "hardware"):
-        assert card["training"][key], key
-    assert card["sha256"] == pretrained.sha256(pretrained.GENERATOR_FILE)
+    training, config = card["training"], card["training"]["config"]
+    G = pretrained.load_generator()
+    assert card["sha256"] == sha256(pretrained.GENERATOR_FILE)
+    assert card["model"] == config["model"] and G.z_dim == card["model"]["z_dim"]
+    # the reproduce command trains the same model for the same number of steps
+    reproduced = config_from_args(training["command"].split()[3:])
+    assert dataclasses.asdict(reproduced.model) == with_legacy_fields(card["model"])
+    assert reproduced.steps == training["steps"] and reproduced.batch_size == config["batch_size"]
+    assert training["images_seen"] == training["steps"] * config["batch_size"] * config["d_steps"]
+    # the log shipped beside it is this run's: it ends within one logging interval of the card's step
+    log = pretrained.PRETRAINED_DIR / "train_log.csv"
+    last_logged = int(log.read_text().strip().splitlines()[-1].split(",")[0])
+    assert 0 <= training["steps"] - last_logged < config["log_every"]
+    assert training["wall_time_min"] == round(wall_time_s(log) / 60, 1)
+    assert training["data_source"].startswith(metrics.describe_source(config["data_source"], config["data_root"]))
     assert pretrained.GENERATOR_FILE.stat().st_size < 10 * 2**20
     assert (pretrained.PRETRAINED_DIR / "generator_grid.png").is_file()
 
@@ -52,7 +74,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     other = tmp_path / "generator.pt"
     torch.save(state, other)
     card = json.loads(pretrained.card_path(pretrained.GENERATOR_FILE).read_text())
-    card["sha256"] = pretrained.sha256(other)
+    card["sha256"] = sha256(other)
     pretrained.card_path(other).write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match="weights do not fit this model"):
         pretrained.load_generator(path=other)
@@ -74,3 +96,61 @@ def test_class_morph_moves_the_class():
     assert max(same) - min(same) < 1e-5  # no class change, no image change
     with pytest.raises(ValueError, match="class indices"):
         metrics.class_morph_curve(G, clf, 0, 12)
+
+
+# ----------------------------------------------------------------------------------------------
+# Layering: modules import each other in one direction, at the top of the file
+
+PACKAGE = Path(pretrained.__file__).parent
+# Still imported inside a function to dodge a cycle (classifier -> metrics -> classifier), until
+# describe_source moves from metrics into data.
+KNOWN_FUNCTION_IMPORTS = {("classifier", "metrics")}
+
+
+def package_imports(source: str) -> tuple[set[str], set[str]]:
+    """The package modules a module imports at its top level, and those it imports inside a
+    function. Code under ``if __name__ == "__main__":`` runs only as a script (where this module
+    is ``__main__``, not part of any cycle) and is left out."""
+    def targets(node: ast.Import | ast.ImportFrom) -> set[str]:
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            return {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+        return {n.split(".")[1] for n in names if n.startswith("cgan_course.")}
+
+    def is_main_block(node: ast.AST) -> bool:
+        return isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+
+    top, nested = set(), set()
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if is_main_block(child):
+                continue
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                (nested if in_function else top).update(targets(child))
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(ast.parse(source), False)
+    return top, nested
+
+
+def test_package_imports_form_no_cycle_and_none_hides_in_a_function():
+    graph, function_imports = {}, set()
+    for path in sorted(PACKAGE.glob("*.py")):
+        top, nested = package_imports(path.read_text())
+        graph[path.stem] = top - {path.stem}
+        function_imports |= {(path.stem, target) for target in nested}
+    assert function_imports == KNOWN_FUNCTION_IMPORTS
+    done: list[str] = []
+    while len(done) < len(graph):  # peel off modules whose imports are all done: only a cycle stops this
+        ready = sorted(m for m in graph if m not in done and graph[m] <= set(done))
+        assert ready, f"import cycle among {sorted(set(graph) - set(done))}"
+        done += ready
+
+
+def test_loading_the_generator_imports_neither_training_nor_metrics():
+    code = "import sys, cgan_course.pretrained; print(' '.join(m for m in sys.modules if m.startswith('cgan_course')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,
+                            env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)}).stdout.split()
+    assert "cgan_course.pretrained" in loaded
+    assert not {"cgan_course.train", "cgan_course.metrics", "cgan_course.release"} & set(loaded), loaded
