@@ -14,7 +14,7 @@ weights, checked against the sha256 in ``classifier.json``). Its forward takes i
 
 Command line::
 
-    python -m cgan_course.classifier train --data-root ../shared/data/cifar10-jpg.tar.gz \\
+    python -m cgan_course.classifier train --data-root $CGAN_COURSE_CIFAR10 \\
         --source folder --epochs 10 --replace-committed
     python -m cgan_course.classifier evaluate --data-root ... --source folder
 """
@@ -34,7 +34,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import CourseError, run_cli
-from .data import CLASSES, load_cifar10, resolve_source, to_unit_range
+from .data import CLASSES, describe_source, load_cifar10, resolve_source, to_unit_range
 from .models import count_parameters
 from .checkpoints import (CheckpointError, card_path, class_names_from, describe_hardware, load_checkpoint,
                           load_state_strict, read_card, require_keys, save_checkpoint, staging_folder, verify_card,
@@ -368,8 +368,6 @@ def _parse_widths(text: str) -> tuple[int, int, int]:
 
 
 def _run(args: argparse.Namespace, argv: list[str] | None) -> None:
-    from .metrics import describe_source
-
     if args.threads is not None and args.threads < 1:
         raise CourseError(f"--threads must be >= 1, got {args.threads}: leave it out for torch's choice")
     if args.command == "train":  # every check before any data is loaded

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
-import io
 import threading
 from pathlib import Path
 from typing import Literal

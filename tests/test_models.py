@@ -163,7 +163,7 @@ def test_resume_checks_ignore_what_cannot_differ():
     nothing for the classic CGAN, so an old classic run resumes under the new defaults; an old
     projection run is refused with the flag that rebuilds it."""
     from cgan_course.checkpoints import CheckpointError, check_model_config
-    from cgan_course.pretrained import training_command
+    from cgan_course.release import training_command
 
     def saved_before(cfg: ModelConfig) -> dict:
         return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out_cbn", "g_init")}

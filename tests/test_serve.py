@@ -3,7 +3,6 @@ process, and the page in headless Chromium (skipped without /usr/bin/chromium)."
 import base64
 import concurrent.futures
 import io
-import os
 import signal
 import socket
 import subprocess
@@ -13,7 +12,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
