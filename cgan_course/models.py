@@ -60,29 +60,66 @@ def _num_upsamplings(image_size: int) -> int:
     return int(math.log2(image_size // 4))  # 4x4 seed -> image_size: 3, 4 or 5 doublings
 
 
+def _describe(value: object) -> str:
+    return f"{value.dtype} {list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+
+
 def _check_labels(y: torch.Tensor | None, batch: int, num_classes: int) -> None:
     if num_classes == 0:
         return
-    if y is None or y.ndim != 1 or y.shape[0] != batch:
-        raise CourseError(f"y must be [B]=[{batch}] class indices, got {None if y is None else list(y.shape)}")
+    if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.shape[0] != batch:
+        raise CourseError(f"y must be [B]=[{batch}] class indices in a tensor, got "
+                          f"{None if y is None else _describe(y)}: pass torch.tensor(y)")
     if y.dtype not in (torch.int64, torch.int32):
         raise CourseError(f"y must hold integer class indices, got dtype {y.dtype}")
-    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+    # The range check reads y's values: free on the CPU, where students meet this mistake, but on
+    # an accelerator two device syncs per call, and under torch.compile a graph break. There an
+    # out-of-range label fails inside the embedding lookup instead (on CUDA: a device-side assert).
+    if y.device.type == "cpu" and not torch.compiler.is_compiling() and y.numel() and (
+            int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise CourseError(f"y must lie in [0, {num_classes - 1}], got [{int(y.min())}, {int(y.max())}]")
 
 
-def check_inputs(z: torch.Tensor, y: torch.Tensor | None, z_dim: int, num_classes: int) -> None:
-    """Shape and range checks at the generator's entry, with messages that say what was passed."""
+def _check_dtype(name: str, x: torch.Tensor, weights: torch.dtype | None) -> None:
+    # A float64 input into float32 weights fails deep inside the first layer. Autocast casts
+    # fp32, fp16 and bf16 inputs (in training D gets G's bf16 output) but leaves float64 alone.
+    if weights is not None and x.dtype != weights and (
+            x.dtype == torch.float64 or not torch.is_autocast_enabled(x.device.type)):
+        raise CourseError(f"{name} is {x.dtype} but the model's weights are {weights}: pass {name}.to({weights})")
+
+
+def check_inputs(z: torch.Tensor, y: torch.Tensor | None, z_dim: int, num_classes: int,
+                 weights: torch.dtype | None = None) -> None:
+    """Shape, dtype and range checks at the generator's entry, with messages that say what was
+    passed. ``weights``: the model's parameter dtype, which ``z`` must match outside autocast.
+    The label range is checked for CPU labels in eager mode only (no device sync, no graph break)."""
+    if not isinstance(z, torch.Tensor) or not z.is_floating_point():
+        raise CourseError(f"z must be a float tensor [B, {z_dim}], got {_describe(z)}: draw it with "
+                          f"torch.randn(B, {z_dim})")
     if z.ndim != 2 or z.shape[1] != z_dim:
         raise CourseError(f"z must be [B, {z_dim}], got {list(z.shape)}")
+    _check_dtype("z", z, weights)
     _check_labels(y, z.shape[0], num_classes)
 
 
-def check_images(x: torch.Tensor, y: torch.Tensor | None, image_size: int, num_classes: int) -> None:
-    """The same at the discriminator's entry: a batch of RGB images of the size it was built for."""
+def check_images(x: torch.Tensor, y: torch.Tensor | None, image_size: int, num_classes: int,
+                 weights: torch.dtype | None = None) -> None:
+    """The same at the discriminator's entry: a batch of float RGB images in [-1, 1] of the size
+    it was built for."""
+    if not isinstance(x, torch.Tensor):
+        raise CourseError(f"x must be a tensor of images [B, 3, {image_size}, {image_size}], got {_describe(x)}: "
+                          "pass torch.as_tensor(x)")
     if x.ndim != 4 or tuple(x.shape[1:]) != (3, image_size, image_size):
         raise CourseError(f"x must be [B, 3, {image_size}, {image_size}] images, got {list(x.shape)}")
+    if not x.is_floating_point():
+        raise CourseError(f"x must be float images in [-1, 1], got {x.dtype}: convert 0..255 pixels with "
+                          "x.float() / 127.5 - 1")
+    _check_dtype("x", x, weights)
     _check_labels(y, x.shape[0], num_classes)
+
+
+def _weights_dtype(module: nn.Module) -> torch.dtype:
+    return next(module.parameters()).dtype
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -126,7 +163,7 @@ class ClassicGenerator(nn.Module):
         dcgan_init(self)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        check_inputs(z, y, self.z_dim, self.num_classes)
+        check_inputs(z, y, self.z_dim, self.num_classes, _weights_dtype(self))
         h = torch.cat([z, self.embed(y)], dim=1) if self.embed is not None else z  # (B, z_dim + e)
         return self.net(h[:, :, None, None])  # (B, in, 1, 1) -> (B, 3, S, S)
 
@@ -153,10 +190,10 @@ class ClassicDiscriminator(nn.Module):
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        check_images(x, y, self.image_size, self.num_classes)
+        check_images(x, y, self.image_size, self.num_classes, _weights_dtype(self))
         if self.num_classes:
             # (B,) -> (B, K, S, S): the label is visible at every pixel of the first layer
-            onehot = F.one_hot(y, self.num_classes).to(x.dtype)[:, :, None, None]
+            onehot = F.one_hot(y.long(), self.num_classes).to(x.dtype)[:, :, None, None]  # one_hot takes int64 only
             x = torch.cat([x, onehot.expand(-1, -1, x.shape[2], x.shape[3])], dim=1)
         return self.net(x).flatten()  # (B, 1, 1, 1) -> (B,)
 
@@ -317,7 +354,7 @@ class ProjectionGenerator(nn.Module):
                     nn.init.zeros_(m.bias)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        check_inputs(z, y, self.z_dim, self.num_classes)
+        check_inputs(z, y, self.z_dim, self.num_classes, _weights_dtype(self))
         h = self.linear(z).view(z.shape[0], self.seed_channels, 4, 4)  # (B, z_dim) -> (B, c0, 4, 4)
         h = self.blocks(h, y)  # (B, c0, 4, 4) -> (B, c_last, S, S)
         h = self.bn_out(h, y) if self.out_cbn else self.bn_out(h)
@@ -360,7 +397,7 @@ class ProjectionDiscriminator(nn.Module):
         self.head = ProjectionHead(features, cfg.num_classes)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        check_images(x, y, self.image_size, self.num_classes)
+        check_images(x, y, self.image_size, self.num_classes, _weights_dtype(self))
         phi = self.body(x).sum(dim=(2, 3))  # (B, F, s, s) -> (B, F): sum pooling as in SNGAN
         return self.head(phi, y)  # (B,)
 

@@ -12,19 +12,62 @@ import torch.nn as nn
 
 from .errors import CourseError
 
+RESAMPLE_ROUNDS = 100  # truncation: redraws before the exact fallback (a bound on the time it takes)
+
+
+def _as_index(value: object) -> int | None:
+    """``value`` as a Python int if it is a whole number (int, np.int64, a 0-d integer tensor;
+    not a bool, a float or a name), else None."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return value.__index__()
+    except (AttributeError, TypeError, RuntimeError):
+        return None
+
+
+def _positive_int(name: str, value: int) -> int:
+    """``value`` as an int >= 1, else a one-line CourseError."""
+    number = _as_index(value)
+    if number is None or number < 1:
+        raise CourseError(f"{name} must be a whole number >= 1, got {value!r}")
+    return number
+
+
+def _truncated_normal(k: int, truncation: float, g: torch.Generator | None) -> torch.Tensor:
+    """``k`` draws of N(0, 1) restricted to [-t, t], by inverse CDF (float64: at t = 1e-5 the
+    interval is a sliver of probability around 1/2)."""
+    lo = torch.special.ndtr(torch.tensor(-truncation, dtype=torch.float64))
+    u = lo + (1 - 2 * lo) * torch.rand(k, generator=g, dtype=torch.float64)  # uniform on [Phi(-t), Phi(t)]
+    return torch.special.ndtri(u)
+
 
 def sample_latents(n: int, z_dim: int, seed: int | None = None, truncation: float | None = None,
                    device: torch.device | str = "cpu") -> torch.Tensor:
     """``n`` latents ``[n, z_dim]`` from N(0, I), reproducible from ``seed`` (drawn on the CPU so
-    the same seed gives the same images on every device). ``truncation`` t resamples every
-    coordinate with |z| > t: smaller t, more typical (and less varied) images."""
+    the same seed gives the same images on every device).
+
+    ``truncation`` t > 0 resamples every coordinate with |z| > t: smaller t, more typical (and
+    less varied) images. The resampling is bounded: after ``RESAMPLE_ROUNDS`` (100) rounds the
+    coordinates still outside [-t, t] are drawn at once from N(0, 1) truncated to [-t, t] by
+    inverse CDF, the same distribution in bounded time. Only tiny truncations get there (at
+    t = 0.2 a coordinate is still outside after 100 rounds with probability 3e-8; at t = 1e-5
+    almost all are), so the usual truncations keep the draws they always had.
+    """
+    if truncation is not None and not truncation > 0:  # `not >` also rejects NaN, which compares False
+        raise CourseError(f"truncation must be a number > 0, or None for no truncation; got {truncation}")
     g = torch.Generator().manual_seed(seed) if seed is not None else None
     z = torch.randn(n, z_dim, generator=g)
     if truncation is not None:
-        if truncation <= 0:
-            raise CourseError(f"truncation must be > 0, got {truncation}")
-        while (mask := z.abs() > truncation).any():
+        mask = z.abs() > truncation
+        for _ in range(RESAMPLE_ROUNDS):
+            if not mask.any():
+                break
             z[mask] = torch.randn(int(mask.sum()), generator=g)
+            mask = z.abs() > truncation
+        if mask.any():
+            # clamp: the float64 draw can round just past t when cast to z's dtype
+            z[mask] = _truncated_normal(int(mask.sum()), truncation, g).to(z.dtype).clamp(-truncation, truncation)
     return z.to(device)
 
 
@@ -36,6 +79,9 @@ def _device_of(G: nn.Module) -> torch.device:
 @torch.no_grad()
 def generate(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None, batch_size: int = 500) -> torch.Tensor:
     """Run ``G`` in batches; returns images ``[N, 3, S, S]`` in [-1, 1] on the CPU."""
+    batch_size = _positive_int("batch_size", batch_size)
+    if z.shape[0] == 0:
+        raise CourseError(f"generate needs at least one latent, got z of shape {list(z.shape)}")
     device = _device_of(G)
     out = []
     for i in range(0, z.shape[0], batch_size):
@@ -51,11 +97,14 @@ def sample_grid(G: nn.Module, per_class: int = 10, seed: int = 0, truncation: fl
     Row r uses the same ``per_class`` latents as every other row, so a column shows one latent
     drawn as every class. An unconditional G gives 10 rows of fresh samples.
     """
-    rows = classes if classes is not None else list(range(G.num_classes or 10))
-    z = sample_latents(per_class, G.z_dim, seed, truncation).repeat(len(rows), 1)  # (R * P, z_dim)
-    y = torch.tensor(rows).repeat_interleave(per_class) if G.num_classes else None
+    per_class = _positive_int("per_class", per_class)
+    rows = list(classes) if classes is not None else list(range(G.num_classes or 10))
+    if not rows:
+        raise CourseError("classes is empty: pass at least one class index, or None for every class")
     if not G.num_classes:
-        z = sample_latents(len(rows) * per_class, G.z_dim, seed, truncation)
+        return generate(G, sample_latents(len(rows) * per_class, G.z_dim, seed, truncation), None)
+    z = sample_latents(per_class, G.z_dim, seed, truncation).repeat(len(rows), 1)  # (R * P, z_dim)
+    y = torch.tensor(rows).repeat_interleave(per_class)  # (R * P,): r r r ... for each row r
     return generate(G, z, y)
 
 
@@ -63,8 +112,11 @@ def to_image_grid(images: torch.Tensor, nrow: int, padding: int = 2) -> torch.Te
     """[N, 3, S, S] in [-1, 1] -> one uint8 picture [3, H, W] with ``nrow`` images per row."""
     from torchvision.utils import make_grid
 
-    grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, padding=padding, normalize=True,
-                     value_range=(-1, 1), pad_value=1.0)
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] == 0:
+        got = list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise CourseError(f"images must be a non-empty batch [N, 3, S, S], got {got}")
+    grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=_positive_int("nrow", nrow), padding=padding,
+                     normalize=True, value_range=(-1, 1), pad_value=1.0)
     return (grid * 255).round().to(torch.uint8)
 
 
@@ -73,48 +125,103 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int) -> Path:
     from PIL import Image
 
     path = Path(path)
+    grid = to_image_grid(images, nrow).permute(1, 2, 0).numpy()  # checks the images before touching the disk
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid = to_image_grid(images.cpu(), nrow).permute(1, 2, 0).numpy()
     tmp = path.with_name(path.name + ".tmp.png")
     Image.fromarray(grid).save(tmp, optimize=True)
     tmp.replace(path)
     return path
 
 
-def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Straight line: (1 - t) z0 + t z1. ``t`` [T] -> [T, z_dim]."""
-    t = t.view(-1, 1)
+def _path_t(t: torch.Tensor | float) -> torch.Tensor:
+    """The points ``t`` (a number or [T]) of a path as a column [T, 1], each checked to lie in
+    [0, 1]: outside it a path runs past its ends, which is never what a walk between two means."""
+    t = torch.as_tensor(t)
+    t = (t if t.is_floating_point() else t.to(torch.get_default_dtype())).reshape(-1, 1)
+    inside = (t >= 0) & (t <= 1)  # NaN fails both comparisons
+    if t.numel() == 0 or not inside.all():
+        raise CourseError(f"t must be one or more values in [0, 1] (start to end of the path), got "
+                          f"{t[~inside].tolist()[:5] or 'none'}: outside [0, 1] the path runs past its ends")
+    return t
+
+
+def _check_ends(z0: torch.Tensor, z1: torch.Tensor) -> None:
+    for name, z in (("z0", z0), ("z1", z1)):
+        if not isinstance(z, torch.Tensor) or not z.is_floating_point() or z.ndim != 1:
+            got = f"{z.dtype} {list(z.shape)}" if isinstance(z, torch.Tensor) else type(z).__name__
+            raise CourseError(f"{name} must be one latent, a float tensor [z_dim]; got {got}: pass z[i], not a batch")
+    if z0.shape != z1.shape:
+        raise CourseError(f"z0 and z1 must have the same size, got {z0.shape[0]} and {z1.shape[0]}")
+    if not (torch.isfinite(z0).all() and torch.isfinite(z1).all()):
+        raise CourseError("z0 and z1 must be finite: one holds NaN or inf")
+
+
+def lerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """Straight line: (1 - t) z0 + t z1. ``z0``, ``z1`` [z_dim], ``t`` [T] in [0, 1] -> [T, z_dim]."""
+    _check_ends(z0, z1)
+    t = _path_t(t).to(z0.device)
     return (1 - t) * z0 + t * z1
 
 
-def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation along the great circle from z0 to z1 (norms interpolated linearly).
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    """Spherical interpolation: the direction moves along the great circle from z0's to z1's at
+    constant angular speed, and the norm moves linearly from |z0| to |z1|.
+    ``z0``, ``z1`` [z_dim], ``t`` [T] in [0, 1] -> [T, z_dim] (z0's dtype and device).
 
     A Gaussian latent in high dimension lives near the sphere of radius sqrt(z_dim); the midpoint
-    of a straight line is shorter by about 1/sqrt(2), a region G rarely saw in training. slerp
-    stays on the shell. ``t`` [T] -> [T, z_dim].
-    """
-    t = t.view(-1, 1)
-    n0, n1 = z0.norm(), z1.norm()
-    u0, u1 = z0 / n0, z1 / n1
-    omega = torch.arccos((u0 * u1).sum().clamp(-1 + 1e-7, 1 - 1e-7))
-    if omega.abs() < 1e-4:  # (nearly) parallel: slerp degenerates to lerp
-        return lerp(z0, z1, t)
-    direction = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / torch.sin(omega)
-    return direction * ((1 - t) * n0 + t * n1)
+    of a straight line (lerp) is shorter by about 1/sqrt(2), a region G rarely saw in training.
+    slerp's norm never dips: it is constant when |z0| = |z1| and otherwise goes straight from
+    |z0| to |z1| (for two latents of norms 11.2 and 12.1, every point's norm lies between them).
 
+    Where the great circle is not unique, the path is still defined:
+    - an end at the origin has no direction: the path is the straight ray to the other end (lerp);
+    - opposite ends (z1 = -c z0, c > 0): every half great circle joins them; slerp takes the one
+      through the coordinate axis least aligned with z0, so the same inputs give the same path.
+    """
+    _check_ends(z0, z1)
+    t = _path_t(t)
+    # in float64 on the CPU: two latents are cheap, and near-opposite ends need the precision
+    a, b, t64 = (v.to("cpu", torch.float64) for v in (z0, z1, t))
+    n0, n1 = a.norm(), b.norm()
+    if n0 == 0 or n1 == 0:
+        return lerp(z0, z1, t)
+    u0, u1 = a / n0, b / n1
+    if (u0 + u1).norm() < 16 * max(torch.finfo(z0.dtype).eps, torch.finfo(z1.dtype).eps):  # opposite, up to rounding
+        axis = torch.zeros_like(u0)
+        axis[u0.abs().argmin()] = 1.0
+        p = axis - (axis @ u0) * u0  # (z_dim,): the unit vector at 90 degrees on the chosen half circle
+        direction = torch.cos(math.pi * t64) * u0 + torch.sin(math.pi * t64) * (p / p.norm())
+    else:
+        omega = 2 * torch.atan2((u0 - u1).norm(), (u0 + u1).norm())  # the angle; unlike arccos, exact near 0 and pi
+        # sin(t w) / sin(w) = t sinc(t w / pi) / sinc(w / pi): finite at w = 0, where the ends are parallel
+        s = torch.sinc(omega / math.pi)
+        direction = ((1 - t64) * torch.sinc((1 - t64) * omega / math.pi) * u0
+                     + t64 * torch.sinc(t64 * omega / math.pi) * u1) / s  # (T, z_dim), unit rows
+    return (direction * ((1 - t64) * n0 + t64 * n1)).to(z0.device, z0.dtype)
+
+
+def _class_index(G: nn.Module, name: str, y: int) -> int:
+    k = int(getattr(G, "num_classes", 0) or 0)
+    if k == 0:
+        raise CourseError("class interpolation needs a conditional generator (num_classes > 0)")
+    index = _as_index(y)
+    if index is None or not 0 <= index < k:
+        raise CourseError(f"{name} must be a class index in 0..{k - 1}, got {y!r}")
+    return index
 
 
 @torch.no_grad()
-def interpolate_classes(G: nn.Module, z: torch.Tensor, y0: int, y1: int, t: torch.Tensor) -> torch.Tensor:
-    """One latent ``z [z_dim]`` drawn while the class slides from ``y0`` to ``y1``: images ``[T, 3, S, S]``.
+def interpolate_classes(G: nn.Module, z: torch.Tensor, y0: int, y1: int, t: torch.Tensor | float) -> torch.Tensor:
+    """One latent ``z [z_dim]`` drawn while the class slides from ``y0`` to ``y1``: images ``[T, 3, S, S]``
+    for ``t`` [T] in [0, 1].
 
     The course's generators read the class only through ``nn.Embedding`` lookups (CBN gains and
     biases, or the classic label embedding), so mixing the looked-up vectors,
     (1 - t) E[y0] + t E[y1], is the same as feeding G a soft one-hot label.
     """
+    y0, y1 = _class_index(G, "y0", y0), _class_index(G, "y1", y1)
     device = _device_of(G)
-    t = t.view(-1, 1).to(device)  # (T, 1): broadcasts over the embedding width
+    t = _path_t(t).to(device)  # (T, 1): broadcasts over the embedding width
     y_a = torch.full((t.shape[0],), y0, dtype=torch.long, device=device)
     y_b = torch.full_like(y_a, y1)
 
@@ -132,24 +239,28 @@ def interpolate_classes(G: nn.Module, z: torch.Tensor, y0: int, y1: int, t: torc
 def recalibrate_batchnorm(G: nn.Module, batches: int = 20, batch_size: int = 256, seed: int = 0) -> nn.Module:
     """Recompute every BatchNorm's running statistics from ``batches`` generated batches
     ("standing statistics", BigGAN). An EMA generator's averaged weights no longer match the
-    running statistics collected for the raw weights; this makes eval-mode sampling match."""
+    running statistics collected for the raw weights; this makes eval-mode sampling match.
+    Each BatchNorm's momentum and G's train/eval mode are restored afterwards."""
+    batches, batch_size = _positive_int("batches", batches), _positive_int("batch_size", batch_size)
     bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return G
     device = _device_of(G)
-    was_training = G.training
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average over the recalibration batches
-    G.train()
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(batches):
-        z = torch.randn(batch_size, G.z_dim, generator=g).to(device)
-        y = torch.randint(0, G.num_classes, (batch_size,), generator=g).to(device) if G.num_classes else None
-        G(z, y)
-    for bn in bns:
-        bn.momentum = 0.1
-    G.train(was_training)
+    was_training, momenta = G.training, [bn.momentum for bn in bns]
+    try:
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average over the recalibration batches
+        G.train()
+        g = torch.Generator().manual_seed(seed)
+        for _ in range(batches):
+            z = torch.randn(batch_size, G.z_dim, generator=g).to(device)
+            y = torch.randint(0, G.num_classes, (batch_size,), generator=g).to(device) if G.num_classes else None
+            G(z, y)
+    finally:
+        for bn, momentum in zip(bns, momenta):
+            bn.momentum = momentum
+        G.train(was_training)
     return G
 
 

@@ -31,6 +31,8 @@ from .sampling import (generate, grid_side, interpolate_classes, recalibrate_bat
                        to_image_grid)
 
 MAX_SAMPLES = 64  # a grid larger than 8x8 stops feeling live on a CPU
+MAX_SEED = 2**31 - 1  # the seed boxes' range (and the "new seed" button's)
+TRUNCATION_RANGE = (0.2, 2.0)  # the truncation slider's range
 INTERPOLATION_MODES = ("seeds", "classes")
 
 # ----------------------------------------------------------------------------------------------
@@ -51,15 +53,32 @@ def class_names(G: nn.Module) -> list[str]:
 
 
 def class_index(G: nn.Module, class_name: str | int) -> int:
-    """Index of ``class_name`` in ``class_names(G)`` (an int index is checked and returned)."""
+    """Index of ``class_name`` in ``class_names(G)``; an index (int, np.int64, a 0-d integer
+    tensor) is checked and returned as an int."""
     names = class_names(G)
-    if isinstance(class_name, int) and not isinstance(class_name, bool):
-        if not 0 <= class_name < len(names):
-            raise CourseError(f"class index {class_name} out of range: 0..{len(names) - 1}")
-        return class_name
+    if hasattr(class_name, "__index__") and not isinstance(class_name, bool):
+        index = _as_int("class index", class_name)
+        if not 0 <= index < len(names):
+            raise CourseError(f"class index {index} out of range: 0..{len(names) - 1}")
+        return index
     if class_name not in names:
         raise CourseError(f"unknown class {class_name!r}; choose one of {names}")
     return names.index(class_name)
+
+
+def _as_int(name: str, value: int) -> int:
+    try:
+        return value.__index__()  # int, np.int64, a 0-d integer tensor; not a float
+    except (AttributeError, TypeError, RuntimeError):
+        raise CourseError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def _int_in(name: str, value: int, lo: int, hi: int) -> int:
+    """``value`` as a Python int in [lo, hi], else a one-line CourseError."""
+    value = _as_int(name, value)
+    if not lo <= value <= hi:
+        raise CourseError(f"{name} must be in {lo}..{hi}, got {value}: pass a value in that range")
+    return value
 
 
 @contextlib.contextmanager
@@ -82,6 +101,7 @@ def png_bytes(grid: torch.Tensor, scale: int = 2) -> bytes:
 
     if grid.dtype != torch.uint8 or grid.ndim != 3 or grid.shape[0] != 3:
         raise CourseError(f"grid must be uint8 [3, H, W], got {grid.dtype} {list(grid.shape)}")
+    scale = _int_in("scale", scale, 1, 16)  # 16: an 8x8 grid of 32 px samples is then 4,000 px wide
     im = Image.fromarray(grid.permute(1, 2, 0).contiguous().numpy())  # (3, H, W) -> (H, W, 3)
     if scale != 1:
         im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
@@ -94,10 +114,7 @@ def sample_images(G: nn.Module, class_name: str | int, seed: int = 0, n: int = 1
                   truncation: float | None = None) -> torch.Tensor:
     """``n`` samples of one class: images [n, 3, S, S] in [-1, 1]. The same (seed, n, truncation)
     gives the same latents for every class, so switching class keeps the "pose" of each sample."""
-    if not 1 <= n <= MAX_SAMPLES:
-        raise CourseError(f"n must be in 1..{MAX_SAMPLES}, got {n}")
-    if seed < 0:
-        raise CourseError(f"seed must be >= 0, got {seed}")
+    n, seed = _int_in("n", n, 1, MAX_SAMPLES), _int_in("seed", seed, 0, MAX_SEED)
     y = torch.full((n,), class_index(G, class_name), dtype=torch.int64)  # (n,)
     z = sample_latents(n, G.z_dim, seed, truncation)  # (n, z_dim)
     with eval_mode(G):
@@ -129,8 +146,9 @@ def interpolate(G: nn.Module, ts: torch.Tensor, mode: str = "seeds", class_a: st
     if mode not in INTERPOLATION_MODES:
         raise CourseError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
     ts = torch.as_tensor(ts, dtype=torch.float32).flatten()
-    if ts.numel() == 0 or ts.min() < 0 or ts.max() > 1:
+    if ts.numel() == 0 or not ((ts >= 0) & (ts <= 1)).all():  # NaN fails both comparisons
         raise CourseError(f"t must be in [0, 1], got {ts.tolist()}")
+    seed_a, seed_b = _int_in("seed_a", seed_a, 0, MAX_SEED), _int_in("seed_b", seed_b, 0, MAX_SEED)
     a = class_index(G, class_a)
     z_a = sample_latents(1, G.z_dim, seed_a, truncation)[0]  # (z_dim,)
     y = torch.full((ts.numel(),), a, dtype=torch.int64)  # (T,)
@@ -211,23 +229,30 @@ class ClassSampler:
 
     Every control change redraws through ``render_samples``; ``display(sampler)`` shows it.
     Attributes are the ipywidgets themselves, so tests and notebooks can set ``.value`` and
-    call ``.click()``.
+    call ``.click()``. A starting value the controls cannot show (a seed outside 0..MAX_SEED, n
+    outside 1..MAX_SAMPLES, a truncation outside the slider's TRUNCATION_RANGE) is refused with a
+    CourseError rather than silently clamped by the widget.
     """
 
     def __init__(self, G: nn.Module, class_name: str | int | None = None, seed: int = 0, n: int = 16,
                  truncation: float | None = None, scale: int = 2):
         import ipywidgets as W
 
+        seed, n = _int_in("seed", seed, 0, MAX_SEED), _int_in("n", n, 1, MAX_SAMPLES)
+        lo, hi = TRUNCATION_RANGE
+        if truncation is not None and not lo <= truncation <= hi:  # NaN fails too
+            raise CourseError(f"truncation must be in {lo}..{hi} (the slider's range) or None, got {truncation}: "
+                              "for other values call render_samples")
         self.G, self.scale = G, scale
         names = class_names(G)
         self._rng = random.Random(seed)  # "new seed" is reproducible too
         class_name = names[class_index(G, class_name if class_name is not None else 0)]  # clear error if unknown
         narrow = dict(style={"description_width": "70px"}, layout=W.Layout(width="240px"))
         self.class_dropdown = W.Dropdown(options=names, value=class_name, description="class", **narrow)
-        self.seed = W.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed", **narrow)
+        self.seed = W.BoundedIntText(value=seed, min=0, max=MAX_SEED, description="seed", **narrow)
         self.n = W.IntSlider(value=n, min=1, max=MAX_SAMPLES, description="samples", **narrow)
         self.truncate = W.Checkbox(value=truncation is not None, description="truncate z", indent=False)
-        self.truncation = W.FloatSlider(value=truncation or 1.0, min=0.2, max=2.0, step=0.1,
+        self.truncation = W.FloatSlider(value=truncation or 1.0, min=lo, max=hi, step=0.1,
                                         description="truncation", disabled=truncation is None)
         self.new_seed_button = W.Button(description="new seed", icon="dice")
         self.image = W.Image(format="png")
@@ -265,13 +290,17 @@ class ClassSampler:
 
 
 class InterpolationView:
-    """Start | point t | end of a walk between two seeds or two classes, t on a slider."""
+    """Start | point t | end of a walk between two seeds or two classes, t on a slider. Seeds
+    outside 0..MAX_SEED and t outside [0, 1] are refused with a CourseError, not clamped."""
 
     def __init__(self, G: nn.Module, mode: str = "seeds", class_a: str | int | None = None,
                  class_b: str | int | None = None, seed_a: int = 0, seed_b: int = 1, t: float = 0.5,
                  truncation: float | None = None, scale: int = 3):
         import ipywidgets as W
 
+        seed_a, seed_b = _int_in("seed_a", seed_a, 0, MAX_SEED), _int_in("seed_b", seed_b, 0, MAX_SEED)
+        if not 0 <= t <= 1:  # NaN fails too
+            raise CourseError(f"t must be in [0, 1], got {t}")
         self.G, self.truncation, self.scale, self._quiet = G, truncation, scale, False
         names = class_names(G)
         if mode not in INTERPOLATION_MODES:
@@ -284,8 +313,8 @@ class InterpolationView:
         narrow = dict(style={"description_width": "70px"}, layout=W.Layout(width="240px"))
         self.class_a = W.Dropdown(options=names, value=class_a, description="class A", **narrow)
         self.class_b = W.Dropdown(options=names, value=class_b, description="class B", **narrow)
-        self.seed_a = W.BoundedIntText(value=seed_a, min=0, max=2**31 - 1, description="seed A", **narrow)
-        self.seed_b = W.BoundedIntText(value=seed_b, min=0, max=2**31 - 1, description="seed B", **narrow)
+        self.seed_a = W.BoundedIntText(value=seed_a, min=0, max=MAX_SEED, description="seed A", **narrow)
+        self.seed_b = W.BoundedIntText(value=seed_b, min=0, max=MAX_SEED, description="seed B", **narrow)
         self.t = W.FloatSlider(value=t, min=0.0, max=1.0, step=0.05, description="t", continuous_update=True,
                                style={"description_width": "70px"}, layout=W.Layout(width="490px"))
         self.new_seeds_button = W.Button(description="new seeds", icon="dice")

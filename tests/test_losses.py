@@ -55,5 +55,20 @@ def test_nonsaturating_gradient_does_not_vanish():
 
 
 def test_registry():
-    assert LOSSES["bce"] == (d_loss_bce, g_loss_nonsaturating)
-    assert LOSSES["hinge"] == (d_loss_hinge, g_loss_hinge)
+    """Each name trains with the losses it promises: the registered functions' values against the
+    formulas (a swapped or wrong entry fails; a new entry needs its row here)."""
+    d_real, d_fake = [2.0, -1.0], [0.5, -3.0]
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    expected = {  # name -> (D loss, G loss)
+        "bce": (mean([-math.log(sigmoid(t)) for t in d_real]) + mean([-math.log(1 - sigmoid(t)) for t in d_fake]),
+                mean([-math.log(sigmoid(t)) for t in d_fake])),  # the non-saturating G loss
+        "hinge": (mean([max(0.0, 1 - t) for t in d_real]) + mean([max(0.0, 1 + t) for t in d_fake]),  # 1.75
+                  mean([-t for t in d_fake])),  # 1.25
+    }
+    assert set(LOSSES) == set(expected)
+    for name, (d_loss, g_loss) in LOSSES.items():
+        assert math.isclose(d_loss(torch.tensor(d_real), torch.tensor(d_fake)).item(), expected[name][0], rel_tol=1e-6)
+        assert math.isclose(g_loss(torch.tensor(d_fake)).item(), expected[name][1], rel_tol=1e-6)
