@@ -8,7 +8,9 @@ Each notebook runs in a fresh ``python3`` kernel, with ``notebooks/`` as working
 papermill's parameter ``MODE`` set to the chosen mode (``CGAN_COURSE_MODE`` is set too, for code
 that reads the variable). A failure does not stop the run: the table at the end lists every
 notebook with ok/FAILED, the last line of the error and the wall time, and the exit status is 1 if
-any notebook failed.
+any notebook failed. A notebook still running after ``--timeout`` seconds (default per mode, see
+``TIMEOUTS``; 0: none) is stopped and counts as failed, so a hanging cell cannot hang CI. Ctrl-C
+or SIGTERM stops the run: the table of what ran is printed and the status is 130 or 143.
 
 Committed notebook outputs are regenerated in exactly one way: ``--inplace`` (normally in
 ``classroom`` mode). It writes a notebook back only if it ran without error, removes papermill's
@@ -27,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -41,6 +44,22 @@ NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 MODES = ("smoke", "classroom", "full")
 KERNEL = "python3"
 NOTEBOOK_NAME = re.compile(r"^(\d\d)_.+\.ipynb$")
+# seconds a notebook may run, kernel start included: generous (smoke notebooks take under a
+# minute, classroom ones a few minutes on a CPU; see benchmarks/results/course_runtime.json)
+TIMEOUTS = {"smoke": 600, "classroom": 3600, "full": 24 * 3600}
+
+
+class CourseInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped ``run_course``; ``results`` lists the notebooks that ran, the
+    interrupted one last (failed), and ``signum`` says which signal it was."""
+
+    def __init__(self, results: list["NotebookResult"], signum: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.results, self.signum = results, signum
+
+
+class _Terminated(KeyboardInterrupt):
+    """Raised by the CLI's SIGTERM handler, so that cleanup runs as for Ctrl-C."""
 
 
 @dataclass
@@ -58,16 +77,27 @@ class NotebookResult:
 
 def find_notebooks(notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
                    only: Iterable[str | int] | None = None) -> list[Path]:
-    """``NN_*.ipynb`` in ``notebooks_dir`` sorted by number; ``only`` keeps numbers like "02" or 2."""
+    """``NN_*.ipynb`` in ``notebooks_dir`` sorted by number; ``only`` keeps numbers like "02" or 2
+    (or names starting with one, "02_cifar10_preprocessing.ipynb")."""
     found = sorted((p for p in Path(notebooks_dir).glob("*.ipynb") if NOTEBOOK_NAME.match(p.name)),
                    key=lambda p: (int(p.name[:2]), p.name))
     if only is None:
         return found
-    wanted = {int(str(n).strip()[:2]) for n in only if str(n).strip()}
-    available = {int(p.name[:2]) for p in found}
-    if wanted - available:
-        raise CourseError(f"no notebook numbered {sorted(wanted - available)} in {notebooks_dir}; "
-                         f"available: {', '.join(p.name for p in found) or 'none'}")
+    available = ", ".join(p.name for p in found) or "none"
+    items = [str(n).strip() for n in only if str(n).strip()]
+    if not items:
+        raise CourseError(f"--only names no notebook: pass comma-separated numbers such as 02,05 "
+                          f"(available: {available})")
+    wanted = set()
+    for item in items:
+        number = re.match(r"^(\d+)(_|\.ipynb$|$)", item)
+        if not number:
+            raise CourseError(f"--only {item!r} is not a notebook number: pass comma-separated numbers such as "
+                              f"02,05 (available: {available})")
+        wanted.add(int(number.group(1)))
+    missing = wanted - {int(p.name[:2]) for p in found}
+    if missing:
+        raise CourseError(f"no notebook numbered {sorted(missing)} in {notebooks_dir}; available: {available}")
     return [p for p in found if int(p.name[:2]) in wanted]
 
 
@@ -108,14 +138,24 @@ def _error_line(err: BaseException) -> str:
     return f"{name}: {lines[-1]}" if lines else name
 
 
-def run_notebook(path: Path, output: Path, mode: str, notebooks_dir: Path) -> tuple[bool, str]:
-    """Execute one notebook with papermill; return (ok, error line)."""
+def run_notebook(path: Path, output: Path, mode: str, notebooks_dir: Path,
+                 timeout: float | None = None) -> tuple[bool, str]:
+    """Execute one notebook with papermill; return (ok, error line). ``timeout``: seconds for all
+    its cells together (each cell gets what is left), None for no limit."""
     import papermill
 
+    deadline = time.monotonic() + timeout if timeout else None
+    # nbclient asks for each cell's limit when the cell starts; a value <= 0 would mean "none"
+    remaining = (lambda cell: max(deadline - time.monotonic(), 0.01)) if deadline else None
     try:
+        # shutdown_kernel="immediate": the kernel is killed, not asked to quit, once the notebook is
+        # done or stopped, so a timed-out or interrupted cell cannot keep it alive (or print noise)
         papermill.execute_notebook(str(path), str(output), parameters={"MODE": mode}, kernel_name=KERNEL,
-                                   cwd=str(notebooks_dir), progress_bar=False, log_output=False)
+                                   cwd=str(notebooks_dir), progress_bar=False, log_output=False,
+                                   timeout_func=remaining, shutdown_kernel="immediate")
         return True, ""
+    except TimeoutError:  # nbclient's CellTimeoutError; the kernel is shut down
+        return False, f"timed out after {timeout:g} s (raise --timeout, or 0 for no limit)"
     except Exception as err:  # PapermillExecutionError for a failing cell; kernel deaths, bad JSON...
         return False, _error_line(err)
 
@@ -138,12 +178,43 @@ def _copy_mode(original: Path, new: Path) -> None:
         os.chmod(new, 0o666 & ~umask)
 
 
+def _run_one(path: Path, out_dir: Path, mode: str, notebooks_dir: Path, inplace: bool,
+             timeout: float | None) -> NotebookResult:
+    """Execute ``path`` into ``out_dir``. In place it runs into a scratch file that replaces the
+    committed notebook only on success and is removed on any exit, Ctrl-C and SIGTERM included."""
+    target = out_dir / path.name
+    work = None
+    start = time.perf_counter()
+    try:
+        work = _scratch_file(out_dir, path.stem) if inplace else target
+        ok, error = run_notebook(path, work, mode, notebooks_dir, timeout)
+        seconds = time.perf_counter() - start
+        if work.is_file() and work.stat().st_size:
+            try:
+                clean_notebook(work, drop_injected=inplace)
+            except Exception as err:  # an unreadable output must not stop the other notebooks
+                ok, error = False, error or f"cleaning the executed notebook failed: {_error_line(err)}"
+        if inplace and ok:
+            _copy_mode(target, work)
+            os.replace(work, target)
+    finally:
+        if inplace and work is not None and work.exists():
+            work.unlink()
+    return NotebookResult(path.name, ok, seconds, error, target if (ok or not inplace) and target.exists() else None)
+
+
 def run_course(mode: str, out: str | os.PathLike | None = None, inplace: bool = False,
                only: Iterable[str | int] | None = None, notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
-               log=print) -> list[NotebookResult]:
-    """Run the course notebooks in ``mode``; see the module docstring. Keeps going after a failure."""
+               log=print, timeout: float | None = None) -> list[NotebookResult]:
+    """Run the course notebooks in ``mode``; see the module docstring. Keeps going after a failure.
+
+    ``timeout``: seconds per notebook, None for ``TIMEOUTS[mode]``, 0 for no limit. Ctrl-C (or
+    SIGTERM under ``main``) raises ``CourseInterrupted`` with the results so far."""
     if mode not in MODES:
         raise CourseError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    timeout = TIMEOUTS[mode] if timeout is None else timeout
+    if not timeout >= 0:
+        raise CourseError(f"timeout must be >= 0 seconds (0: no limit), got {timeout}")
     if inplace and out is not None:
         raise CourseError("pass either out (a folder for the executed copies) or inplace=True, not both")
     notebooks_dir = Path(notebooks_dir).resolve()
@@ -153,33 +224,23 @@ def run_course(mode: str, out: str | os.PathLike | None = None, inplace: bool = 
     out_dir = notebooks_dir if inplace else Path(out) if out is not None else REPO_ROOT / "runs" / f"course-{mode}"
     out_dir.mkdir(parents=True, exist_ok=True)
     results = []
+    running = None  # (name, start) of the notebook being executed
     previous_mode = os.environ.get("CGAN_COURSE_MODE")
     os.environ["CGAN_COURSE_MODE"] = mode  # the kernels inherit it
     try:
         for i, path in enumerate(notebooks, 1):
             log(f"[{i}/{len(notebooks)}] {path.name} ({mode}) ...")
-            target = out_dir / path.name
-            # in place: run into a temporary file and replace the committed notebook only on success
-            work = _scratch_file(out_dir, path.stem) if inplace else target
-            start = time.perf_counter()
-            try:
-                ok, error = run_notebook(path, work, mode, notebooks_dir)
-                seconds = time.perf_counter() - start
-                if work.is_file() and work.stat().st_size:
-                    try:
-                        clean_notebook(work, drop_injected=inplace)
-                    except Exception as err:  # an unreadable output must not stop the other notebooks
-                        ok, error = False, error or f"cleaning the executed notebook failed: {_error_line(err)}"
-                if inplace and ok:
-                    _copy_mode(target, work)
-                    os.replace(work, target)
-            finally:
-                if inplace and work.exists():
-                    work.unlink()
-            result = NotebookResult(path.name, ok, seconds, error,
-                                    target if (ok or not inplace) and target.exists() else None)
-            log(f"    {result.status} in {seconds:.1f} s" + (f": {error}" if error else ""))
+            running = (path.name, time.perf_counter())
+            result = _run_one(path, out_dir, mode, notebooks_dir, inplace, timeout or None)
             results.append(result)
+            running = None
+            log(f"    {result.status} in {result.seconds:.1f} s" + (f": {result.error}" if result.error else ""))
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM through main's handler
+        signum = signal.SIGTERM if isinstance(err, _Terminated) else signal.SIGINT
+        if running is not None and not (results and results[-1].notebook == running[0]):
+            how = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+            results.append(NotebookResult(running[0], False, time.perf_counter() - running[1], how))
+        raise CourseInterrupted(results, signum) from None
     finally:
         if previous_mode is None:
             os.environ.pop("CGAN_COURSE_MODE", None)
@@ -213,14 +274,33 @@ def main(argv: list[str] | None = None) -> None:
                        help="write the outputs back into the notebooks (how committed outputs are made)")
     parser.add_argument("--only", help="comma-separated notebook numbers, e.g. 02,05")
     parser.add_argument("--notebooks", default=str(NOTEBOOKS_DIR), help="folder of NN_*.ipynb (default: notebooks/)")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="stop a notebook after this long and count it as failed; 0: no limit "
+                             f"(default per mode: {', '.join(f'{m} {s:,} s' for m, s in TIMEOUTS.items())})")
     args = parser.parse_args(argv)
-    results = run_cli(lambda: run_course(args.mode, out=args.out, inplace=args.inplace,
-                                         only=args.only.split(",") if args.only else None,
-                                         notebooks_dir=args.notebooks), parser.prog)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)  # so that cleanup runs (no .part.json)
+    try:
+        results = run_cli(lambda: run_course(args.mode, out=args.out, inplace=args.inplace,
+                                             only=args.only.split(",") if args.only is not None else None,
+                                             notebooks_dir=args.notebooks, timeout=args.timeout), parser.prog)
+    except KeyboardInterrupt as stop:  # CourseInterrupted, or a stop before the first notebook started
+        results = stop.results if isinstance(stop, CourseInterrupted) else []
+        signum = signal.SIGTERM if isinstance(stop, _Terminated) else getattr(stop, "signum", signal.SIGINT)
+        print()
+        print(format_table(results))
+        print(f"{parser.prog}: stopped by {signal.Signals(signum).name}: the table lists what ran; "
+              "no other notebook was started", file=sys.stderr)
+        sys.exit(128 + signum)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print()
     print(format_table(results))
     if not all(r.ok for r in results):
         sys.exit(1)
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise _Terminated()
 
 
 if __name__ == "__main__":

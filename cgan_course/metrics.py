@@ -18,7 +18,8 @@ Two feature spaces behind one interface (``FeatureExtractor``):
   hub cache, or a download when online; published FIDs use this space (and 50,000 samples).
 
 Reference statistics of a CIFAR-10 split are computed once and cached as ``.npz`` under
-``data/.cgan_cache`` (or ``$CGAN_COURSE_CACHE``), keyed by extractor, weights, data and split.
+``data/.cgan_cache`` (or ``$CGAN_COURSE_CACHE``), keyed by extractor, weights, split and the data's
+file list (each file's path, size and mtime), so adding or rewriting an image recomputes them.
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ import torch.nn as nn
 from scipy import linalg
 
 from .errors import CourseError, MissingFile
-from .data import CACHE_ENV_VAR, REPO_ROOT, load_cifar10, resolve_source, to_unit_range
+from .data import (CACHE_ENV_VAR, ENV_VAR, REPO_ROOT, SAMPLE_ROOT, describe_source, load_cifar10, resolve_source,
+                   to_unit_range)
 from .checkpoints import sha256
 from .classifier import CLASSIFIER_FILE, load_classifier
 from .sampling import generate, interpolate_classes, sample_latents
@@ -65,14 +67,20 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     covariances; round-off leaves a tiny imaginary part, which is dropped (a large one means the
     inputs are not covariance matrices, and raises ValueError). ``method="eigh"`` gives the same
     trace from two symmetric eigendecompositions, Tr sqrtm(S1 S2) = sum sqrt(eig(A S2 A)) with
-    A = S1^(1/2): about 5x faster for d = 2048 (Inception), where sqrtm takes a minute on one
-    CPU core. ``method="auto"`` uses sqrtm up to d = 512, eigh above.
+    A = S1^(1/2): symmetric eigensolvers are much cheaper than sqrtm's Schur decomposition of a
+    non-symmetric matrix, which matters at d = 2048 (Inception). ``method="auto"`` uses sqrtm up
+    to d = 512, eigh above. Non-finite inputs (a diverged generator) raise at once: sqrtm would
+    spend minutes on a NaN matrix.
     """
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.shape[0],) * 2:
         raise CourseError(f"shapes do not match: mu1 {mu1.shape}, sigma1 {sigma1.shape}, mu2 {mu2.shape}, "
                          f"sigma2 {sigma2.shape}; both sides need the same feature extractor (same d).")
+    for name, a in (("mu1", mu1), ("sigma1", sigma1), ("mu2", mu2), ("sigma2", sigma2)):
+        if not np.isfinite(a).all():
+            raise CourseError(f"{name} has {int((~np.isfinite(a)).sum())} NaN/inf entries: the statistics come "
+                              "from non-finite features (a diverged generator?); recompute them from finite ones.")
     if method == "auto":
         method = "sqrtm" if mu1.shape[0] <= 512 else "eigh"
     diff = mu1 - mu2
@@ -125,6 +133,10 @@ class RunningStats:
         x = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else np.asarray(features, np.float64)
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise CourseError(f"features must be [N, {self.dim}], got {list(x.shape)}")
+        bad = int((~np.isfinite(x).all(1)).sum())
+        if bad:  # one NaN row would turn every statistic, and the FD, into NaN
+            raise CourseError(f"{bad} of {x.shape[0]} feature rows contain NaN or inf (a diverged generator or "
+                              "extractor?): the statistics need finite features; score finite samples.")
         n_b = x.shape[0]
         if n_b == 0:
             return self
@@ -153,9 +165,10 @@ class RunningStats:
 
 
 class FeatureExtractor:
-    """Images -> features. ``__call__`` takes uint8 ``[N, 3, H, W]`` or floats in [-1, 1] and
-    returns float32 features ``[N, dim]``, in batches; ``features_and_logits`` also returns class
-    logits ``[N, K]`` when the network has a classifier head (for the Inception Score)."""
+    """Images -> features. ``__call__`` takes uint8 ``[N, 3, H, W]`` or finite floats in [-1, 1]
+    (anything else raises) and returns float32 features ``[N, dim]``, in batches;
+    ``features_and_logits`` also returns class logits ``[N, K]`` when the network has a classifier
+    head (for the Inception Score)."""
 
     name: str = "features"
     dim: int = 0
@@ -170,10 +183,12 @@ class FeatureExtractor:
     def features_and_logits(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         if images.ndim != 4 or images.shape[1] != 3:
             raise CourseError(f"expected images [N, 3, H, W], got {list(images.shape)}")
+        if images.dtype != torch.uint8:
+            _check_unit_range(images)
         feats, logits = [], []
         for i in range(0, images.shape[0], self.batch_size):
             x = images[i:i + self.batch_size]
-            x = to_unit_range(x) if x.dtype == torch.uint8 else x.float().clamp(-1, 1)
+            x = to_unit_range(x) if x.dtype == torch.uint8 else x.float().clamp(-1, 1)  # clips round-off only
             f, l = self._forward(x)
             feats.append(f.float().cpu())
             if l is not None:
@@ -188,6 +203,22 @@ class FeatureExtractor:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim})"
 
 
+def _check_unit_range(images: torch.Tensor, tolerance: float = 1e-2) -> None:
+    """Float images ``[N, 3, H, W]`` must be finite and within [-1, 1] (+- ``tolerance``): NaN means a
+    diverged generator, and pixels in [0, 255] cast to float would otherwise be clamped to +-1
+    and scored as a meaningless number."""
+    bad = int((~torch.isfinite(images).flatten(1).all(1)).sum())
+    if bad:
+        raise CourseError(f"{bad} of {images.shape[0]} images contain NaN or inf (a diverged generator?): "
+                          "score finite images, e.g. from an earlier checkpoint.")
+    if images.numel():
+        lo, hi = images.min().item(), images.max().item()
+        if lo < -1 - tolerance or hi > 1 + tolerance:
+            raise CourseError(f"float images must be in [-1, 1] (a tanh generator's range), got values in "
+                              f"[{lo:.4g}, {hi:.4g}]: pass uint8 images in [0, 255] as they are, or scale "
+                              "floats in [0, 255] with x / 127.5 - 1.")
+
+
 class ClassifierFeatures(FeatureExtractor):
     """The course classifier's penultimate layer (256-d) and its 10 logits. Offline, fast on a CPU."""
 
@@ -196,7 +227,7 @@ class ClassifierFeatures(FeatureExtractor):
     def __init__(self, model: nn.Module | None = None, device: str | torch.device = "cpu", batch_size: int = 250):
         self.model = (model if model is not None else load_classifier(device)).eval()
         self.device = next(self.model.parameters()).device
-        if self.device.type == "cpu":  # channels-last convolutions are ~1.7x faster on x86 CPUs
+        if self.device.type == "cpu":  # channels-last convolutions are faster on x86 CPUs (README: throughput)
             self.model = self.model.to(memory_format=torch.channels_last)
         self.dim = self.model.feature_dim
         self.batch_size = batch_size
@@ -225,7 +256,11 @@ class InceptionFeatures(FeatureExtractor):
 
     Weights, first found wins: ``weights`` (a path), ``$CGAN_COURSE_INCEPTION_WEIGHTS``, torch's
     hub cache, a download (online only; fails within seconds offline, with instructions).
-    ``random_weights=True`` builds the same network untrained: for tests and timing, never scores.
+
+    ``random_weights=True`` builds the same network untrained, so the benchmarks
+    (``benchmarks/eval_throughput.py``, ``benchmarks/memory.py``) can time and size the FID
+    pipeline offline: its cost does not depend on the weights. Such an extractor is named
+    ``"inception-random"``, so its statistics are never compared with real Inception ones.
     """
 
     name = "inception"
@@ -312,15 +347,6 @@ def _random_inception_state(seed: int = 0) -> dict:
     return net.state_dict()
 
 
-def get_extractor(name: str = "classifier", device: str | torch.device = "cpu", **kwargs) -> FeatureExtractor:
-    """``"classifier"`` (offline default) or ``"inception"`` (standard FID; needs the weights file)."""
-    if name == "classifier":
-        return ClassifierFeatures(device=device, **kwargs)
-    if name == "inception":
-        return InceptionFeatures(device=device, **kwargs)
-    raise CourseError(f"unknown feature extractor {name!r}; choose 'classifier' or 'inception'.")
-
-
 # ----------------------------------------------------------------------------------------------
 # Statistics of a set of images, with provenance
 
@@ -332,6 +358,8 @@ class FeatureStats:
     ``class_mean [C, d]`` / ``class_cov [C, d, d]`` / ``class_count [C]`` are present when labels
     were known (per-class FD). ``logits [N, K]`` and ``labels [N]`` are kept for generated sets
     (Inception Score, label fidelity); cached reference statistics do not store them.
+    ``image_size`` ``(H, W)`` of the images behind the features (None: features given directly);
+    an FD between two known, different sizes is refused.
     """
 
     mean: np.ndarray
@@ -345,6 +373,7 @@ class FeatureStats:
     class_count: np.ndarray | None = None
     logits: torch.Tensor | None = field(default=None, repr=False)
     labels: torch.Tensor | None = field(default=None, repr=False)
+    image_size: tuple[int, int] | None = None
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -354,6 +383,8 @@ class FeatureStats:
                   "data_source": np.str_(self.data_source)}
         if self.class_mean is not None:
             arrays.update(class_mean=self.class_mean, class_cov=self.class_cov, class_count=self.class_count)
+        if self.image_size is not None:
+            arrays["image_size"] = np.asarray(self.image_size, np.int64)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -364,25 +395,17 @@ class FeatureStats:
     def load(cls, path: str | Path) -> "FeatureStats":
         with np.load(path, allow_pickle=False) as z:
             extra = {k: z[k] for k in ("class_mean", "class_cov", "class_count") if k in z}
+            if "image_size" in z:
+                extra["image_size"] = tuple(int(v) for v in z["image_size"])
             return cls(mean=z["mean"], cov=z["cov"], count=int(z["count"]), extractor=str(z["extractor"]),
                        split=str(z["split"]), data_source=str(z["data_source"]), **extra)
 
 
-def describe_source(source: str, root: str | os.PathLike | None = None) -> str:
-    """A short human name of a CIFAR-10 source, for provenance strings."""
-    if source == "sample":
-        return "committed 1,000-image sample"
-    if source == "torchvision":
-        return "official CIFAR-10"
-    if source == "folder":
-        name = Path(root).name if root is not None else "data"
-        return "cifar10-jpg mirror" if "jpg" in name.lower() else f"image folder {name}"
-    return source
-
-
 def _resolve_source(source: str, root, split: str) -> tuple[str, Path | None]:
     if source != "auto":
-        return source, Path(root) if root is not None else None
+        if source == "folder" and root is None and os.environ.get(ENV_VAR):
+            root = os.environ[ENV_VAR]  # read the same way as load_cifar10 does
+        return source, Path(root).expanduser() if root is not None else None
     return resolve_source(root, train=split == "train")
 
 
@@ -408,7 +431,9 @@ def image_stats(images: torch.Tensor, extractor: FeatureExtractor, labels: torch
     """Feature statistics of images ``[N, 3, H, W]`` (uint8 or [-1, 1]), keeping the logits;
     with ``labels [N]`` also per-class statistics (intra-class FD, label fidelity)."""
     feats, logits = extractor.features_and_logits(images)
-    return stats_from_features(feats, labels, extractor.name, split, data_source, logits=logits)
+    stats = stats_from_features(feats, labels, extractor.name, split, data_source, logits=logits)
+    stats.image_size = tuple(images.shape[-2:])
+    return stats
 
 
 def cache_dir() -> Path:
@@ -420,25 +445,27 @@ def reference_stats(extractor: FeatureExtractor, split: str = "train", source: s
                     per_class: bool | None = None, cache: bool = True, verbose: bool = True) -> FeatureStats:
     """Feature statistics of a CIFAR-10 split, computed once and cached on disk.
 
-    ``num_images`` takes a fixed random subset (seed 0) instead of the whole split. The cache file
-    (``refstats-<extractor>-<weights>-<data>-<split>-<n>.npz`` under ``data/.cgan_cache`` or
-    ``$CGAN_COURSE_CACHE``) is keyed by all of these, so changing any of them recomputes.
+    ``num_images`` (>= 2) takes a fixed random subset (seed 0) instead of the whole split. The
+    cache file (``refstats-<extractor>-<weights>-<data>-<split>-<n>.npz`` under
+    ``data/.cgan_cache`` or ``$CGAN_COURSE_CACHE``) is keyed by all of these, ``<data>`` naming
+    the source and hashing its file list, sizes and mtimes, so changing any of them recomputes.
     ``per_class`` (default: when dim <= 512) adds per-class statistics for intra-class FD.
     """
     if split not in ("train", "test"):
         raise CourseError(f"split must be 'train' or 'test', got {split!r}")
+    if num_images is not None and not (isinstance(num_images, (int, np.integer)) and num_images >= 2):
+        raise CourseError(f"num_images must be a whole number >= 2 (a covariance needs two images), or None "
+                          f"for the whole split; got {num_images!r}")
     source, root = _resolve_source(source, root, split)
     data_source = describe_source(source, root)
     per_class = extractor.dim <= 512 if per_class is None else per_class
-    data_key = source
-    if root is not None and Path(root).exists():  # path, size, mtime: a dataset replaced in place recomputes
-        st = Path(root).stat()
-        ident = f"{Path(root).resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        data_key = f"{source}-{Path(root).name.split('.')[0]}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
-    path = cache_dir() / (f"refstats-{extractor.name}-{extractor.fingerprint}-{data_key}-{split}-"
-                          f"{num_images or 'all'}{'-classes' if per_class else ''}.npz")
-    if cache and path.is_file():
-        return FeatureStats.load(path)
+    path = None
+    if cache:
+        data_key = _data_fingerprint(source, root, split)
+        path = cache_dir() / (f"refstats-{extractor.name}-{extractor.fingerprint}-{data_key}-{split}-"
+                              f"{num_images or 'all'}{'-classes' if per_class else ''}.npz")
+        if path.is_file():
+            return FeatureStats.load(path)
     images, labels = load_cifar10(root, train=split == "train", source=source)
     if num_images is not None and num_images < len(labels):
         keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))[:num_images]
@@ -452,18 +479,55 @@ def reference_stats(extractor: FeatureExtractor, split: str = "train", source: s
         total.update(feats)
         for c, s in enumerate(per):
             s.update(feats[labels[i:i + chunk] == c])
-    stats = FeatureStats(total.mean, total.cov, total.count, extractor.name, split, data_source)
+    stats = FeatureStats(total.mean, total.cov, total.count, extractor.name, split, data_source,
+                         image_size=tuple(images.shape[-2:]))
     if per_class:
         _add_class_stats(stats, per)
     if verbose:
         print(f"reference statistics: {extractor.name} features of {total.count:,} {split} images "
-              f"({data_source}) in {time.time() - t0:.0f} s" + (f", cached at {path}" if cache else ""))
-    if cache:
+              f"({data_source}) in {time.time() - t0:.0f} s" + (f", cached at {path}" if path else ""))
+    if path is not None:
         try:
             stats.save(path)
         except OSError:
             pass  # a read-only disk only costs the recomputation next time
     return stats
+
+
+def _data_fingerprint(source: str, root: Path | None, split: str) -> str:
+    """``<source>[-<folder name>]-<hash>`` of the files ``load_cifar10`` reads for ``split``: the
+    hash covers each file's relative path, size and mtime (stat only, no reads; cheap even for
+    CIFAR-10's 60,000 JPEGs), so an image added, removed or rewritten anywhere changes the key."""
+    if source == "sample":
+        root = SAMPLE_ROOT
+    elif root is None:
+        root = REPO_ROOT / "data"  # load_cifar10's default root
+    if source == "torchvision":
+        files = root / "cifar-10-batches-py"
+    else:  # a class-folder tree (its split folder, when it has one) or a .tar.gz
+        files = root / split if (root / split).is_dir() else root
+    listing = "".join(f"{rel}|{st.st_size}|{st.st_mtime_ns}\n" for rel, st in _stat_files(files))
+    h = hashlib.sha1(f"{files.resolve()}\n{listing}".encode())
+    name = source if source in ("sample", "torchvision") else f"{source}-{root.name.split('.')[0]}"
+    return f"{name}-{h.hexdigest()[:10]}"
+
+
+def _stat_files(path: Path) -> list[tuple[str, os.stat_result]]:
+    """``(relative path, stat)`` of ``path`` (a file) or of every file below it, in sorted order,
+    skipping hidden names as the loaders do (the image cache lives in a hidden folder)."""
+    if path.is_file():
+        return [(path.name, path.stat())]
+    found = []
+    pending = [(path, "")]
+    while pending:
+        folder, prefix = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name):
+                if entry.is_dir():
+                    pending.append((entry.path, f"{prefix}{entry.name}/"))
+                else:
+                    found.append((prefix + entry.name, entry.stat()))
+    return sorted(found, key=lambda item: item[0])
 
 
 def generator_stats(G: nn.Module, extractor: FeatureExtractor, num_samples: int = 10_000, seed: int = 0,
@@ -476,6 +540,9 @@ def generator_stats(G: nn.Module, extractor: FeatureExtractor, num_samples: int 
     only the logits ``[N, K]`` and labels ``[N]`` are kept (for IS and label fidelity).
     """
 
+    for name, value, least in (("num_samples", num_samples, 2), ("batch_size", batch_size, 1)):
+        if not (isinstance(value, (int, np.integer)) and value >= least):
+            raise CourseError(f"{name} must be a whole number >= {least}, got {value!r}")
     num_classes = G.num_classes or 0
     # class-balanced and interleaved (0, 1, ..., 9, 0, ...): every IS split sees every class
     y = torch.arange(num_samples) % num_classes if num_classes else None
@@ -483,12 +550,14 @@ def generator_stats(G: nn.Module, extractor: FeatureExtractor, num_samples: int 
     total = RunningStats(extractor.dim)
     per = [RunningStats(extractor.dim) for _ in range(num_classes)] if per_class and num_classes else []
     logits = []
+    image_size = None
     was_training = G.training
     G.eval()
     try:
         for i in range(0, num_samples, batch_size):
             yi = y[i:i + batch_size] if y is not None else None
             x_fake = generate(G, z[i:i + batch_size], yi, batch_size)
+            image_size = tuple(x_fake.shape[-2:])
             feats, lg = extractor.features_and_logits(x_fake)
             total.update(feats)
             for c, s in enumerate(per):
@@ -498,7 +567,7 @@ def generator_stats(G: nn.Module, extractor: FeatureExtractor, num_samples: int 
     finally:
         G.train(was_training)
     stats = FeatureStats(total.mean, total.cov, total.count, extractor.name, "generated", description,
-                         logits=torch.cat(logits) if logits else None, labels=y)
+                         logits=torch.cat(logits) if logits else None, labels=y, image_size=image_size)
     if per:
         _add_class_stats(stats, per)
     return stats
@@ -557,10 +626,22 @@ def _as_stats(source, extractor: FeatureExtractor | None, num_samples: int, labe
     raise TypeError(f"expected a generator G(z, y), an image tensor [N, 3, H, W] or FeatureStats, got {type(source).__name__}")
 
 
+def _check_comparable(stats: FeatureStats, reference: FeatureStats) -> None:
+    """An FD is only meaningful in one feature space and at one image size."""
+    if stats.extractor != reference.extractor:
+        raise CourseError(f"the reference holds {reference.extractor} features but the samples {stats.extractor} "
+                          "features; compute both with the same extractor.")
+    if stats.image_size and reference.image_size and tuple(stats.image_size) != tuple(reference.image_size):
+        (h, w), (rh, rw) = stats.image_size, reference.image_size
+        raise CourseError(f"the samples are {h}x{w} images but the reference statistics come from {rh}x{rw} "
+                          "images: the FD would measure the resolution, not the generator. Resize the samples "
+                          f"first (torch.nn.functional.interpolate(x, size=({rh}, {rw}), mode='bilinear', "
+                          "antialias=True)) or compute reference statistics at their size.")
+
+
 def fd_between(a: FeatureStats, b: FeatureStats, method: str = "auto") -> Score:
     """FD between two sets of statistics (e.g. train vs test: the real-data floor)."""
-    if a.extractor != b.extractor:
-        raise CourseError(f"cannot compare {a.extractor} features with {b.extractor} features: use one extractor.")
+    _check_comparable(a, b)
     value = frechet_distance(a.mean, a.cov, b.mean, b.cov, method=method)
     return Score("FD", value, a.extractor, a.count, b.split, b.data_source,
                  {"samples": f"{a.count:,} {a.split} ({a.data_source})"}, reference_count=b.count)
@@ -572,9 +653,7 @@ def fid(source, reference: FeatureStats, extractor: FeatureExtractor | None = No
     or ``FeatureStats`` to ``reference`` (from ``reference_stats``). Lower is better; the real-data
     floor (train vs test) is not zero. ``kwargs`` go to ``generator_stats`` (seed, truncation)."""
     stats = _as_stats(source, extractor, num_samples, labels, **kwargs)
-    if stats.extractor != reference.extractor:
-        raise CourseError(f"the reference holds {reference.extractor} features but the samples {stats.extractor} "
-                         "features; compute both with the same extractor.")
+    _check_comparable(stats, reference)
     value = frechet_distance(stats.mean, stats.cov, reference.mean, reference.cov, method=method)
     return Score("FD", value, reference.extractor, stats.count, reference.split, reference.data_source,
                  reference_count=reference.count)
@@ -587,6 +666,7 @@ def intra_fid(source, reference: FeatureStats, extractor: FeatureExtractor | Non
     (Miyato & Koyama 2018). It punishes a generator that draws good images of the wrong class,
     which the plain FD cannot see. ``details["per_class"]`` holds the ten values."""
     stats = _as_stats(source, extractor, num_samples, labels, **kwargs)
+    _check_comparable(stats, reference)
     if reference.class_mean is None:
         raise CourseError("the reference has no per-class statistics: call reference_stats(..., per_class=True).")
     if stats.class_mean is None:
@@ -601,10 +681,17 @@ def intra_fid(source, reference: FeatureStats, extractor: FeatureExtractor | Non
 
 def inception_score_from_logits(logits: torch.Tensor, splits: int = 10) -> tuple[float, float]:
     """IS = exp(E_x KL(p(y|x) || p(y))) on ``splits`` chunks of ``logits [N, K]``: (mean, std).
-    High when each image is confidently one class and all classes appear; at most K."""
+    High when each image is confidently one class and all classes appear; at most K. Each chunk
+    needs two samples or more: a chunk of one always scores exactly 1."""
+    if not (isinstance(splits, (int, np.integer)) and splits >= 1):
+        raise CourseError(f"splits must be a whole number >= 1, got {splits!r}")
+    if logits.shape[0] < 2 * splits:
+        raise CourseError(f"the Inception Score over {splits} splits needs at least {2 * splits} samples (one "
+                          f"sample per split always scores 1.0), got {logits.shape[0]}: pass more samples or "
+                          "fewer splits.")
     p = torch.softmax(logits.double(), dim=1)
     scores = []
-    for chunk in p.chunk(splits):
+    for chunk in p.tensor_split(splits):  # exactly `splits` chunks, sizes differing by at most one
         p_y = chunk.mean(0, keepdim=True)
         kl = (chunk * (torch.log(chunk + 1e-12) - torch.log(p_y + 1e-12))).sum(1).mean()
         scores.append(kl.exp().item())

@@ -109,16 +109,25 @@ def test_running_stats_rejects_wrong_width():
 
 
 def test_inception_random_weights_end_to_end():
+    """The benchmarks time the FID pipeline offline with random weights: same network, same
+    shapes, a Fréchet distance that behaves as one, and statistics that never meet real ones."""
     torch.manual_seed(0)
     ext = metrics.InceptionFeatures(random_weights=True, batch_size=4)
     images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
     feats, logits = ext.features_and_logits(images)
     assert feats.shape == (6, 2048) and logits.shape == (6, 1008)
-    assert torch.isfinite(feats).all()
-    a = metrics.stats_from_features(feats[:3] / feats.std(), None, ext.name, "a", "random")
-    b = metrics.stats_from_features(feats[3:] / feats.std(), None, ext.name, "b", "random")
-    value = float(metrics.fd_between(a, b))  # d = 2048: the fast eigh path
-    assert np.isfinite(value) and value > 0
+    assert torch.isfinite(feats).all() and (feats - feats[0]).abs().amax() > 0  # depends on the image
+    feats = feats.double() / feats.std()  # float64: the shifted copy keeps the covariance exactly
+    a = metrics.stats_from_features(feats, None, ext.name, "a", "random")
+    shift = torch.linspace(-1, 1, 2048, dtype=torch.float64)
+    b = metrics.stats_from_features(feats + shift, None, ext.name, "b", "random")
+    trace = np.trace(a.cov)
+    # d = 2048: the eigh path. A set against itself is 0; a shifted copy is |shift|^2 (same covariance)
+    assert abs(float(metrics.fd_between(a, a))) < 1e-5 * trace
+    assert float(metrics.fd_between(b, a)) == pytest.approx(float(shift @ shift), rel=1e-6, abs=1e-5 * trace)
+    real = metrics.FeatureStats(a.mean, a.cov, a.count, "inception", "train", "cifar10")
+    with pytest.raises(ValueError, match="inception features but the samples inception-random features"):
+        metrics.fid(a, real)
 
 
 @pytest.fixture
@@ -186,7 +195,7 @@ def test_reference_stats_are_cached(monkeypatch, tmp_path):
     monkeypatch.setenv("CGAN_COURSE_CACHE", str(tmp_path))
     ext = MeanColour()
     first = metrics.reference_stats(ext, "test", source="sample", verbose=False)
-    assert ext.calls > 0 and len(list(tmp_path.glob("refstats-meancolour-v1-sample-test-all-classes.npz"))) == 1
+    assert ext.calls > 0 and len(list(tmp_path.glob("refstats-meancolour-v1-sample-*-test-all-classes.npz"))) == 1
     calls = ext.calls
     second = metrics.reference_stats(ext, "test", source="sample")
     assert ext.calls == calls  # loaded from disk, not recomputed
@@ -215,11 +224,16 @@ class RecordingG(nn.Module):
 
 
 def test_generator_fd_is_class_balanced_seeded_and_labelled():
+    from cgan_course.sampling import sample_latents
+
     ref = metrics.stats_from_features(torch.randn(500, 6), None, "meancolour", "test", "made up")
     G = RecordingG()
     score = metrics.fid(G, ref, MeanColour(), num_samples=200, seed=1, batch_size=64)
     assert torch.bincount(torch.cat(G.seen), minlength=10).tolist() == [20] * 10
-    assert score.num_samples == 200 and np.isfinite(score.value)
+    # the FD of the features of the images G draws from seed 1's latents, computed in one go
+    feats = MeanColour()(G(sample_latents(200, G.z_dim, seed=1), torch.arange(200) % 10)).double().numpy()
+    expected = frechet_distance(feats.mean(0), np.cov(feats, rowvar=False), ref.mean, ref.cov)
+    assert score.num_samples == 200 and score.value == pytest.approx(expected, rel=1e-6)
     assert float(metrics.fid(RecordingG(), ref, MeanColour(), num_samples=200, seed=1, batch_size=64)) == score.value
     assert str(score) == (f"FD_meancolour = {score.value:.2f} (meancolour features, 200 samples vs test split "
                           "(500 images), made up)")

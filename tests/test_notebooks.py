@@ -8,6 +8,12 @@ Select one notebook with ``-k 02``.
 from __future__ import annotations
 
 import base64
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -15,7 +21,8 @@ import pytest
 
 from cgan_course import course
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 MAX_NOTEBOOK_BYTES = 600_000
 MAX_IMAGE_BYTES = 150_000
@@ -192,6 +199,76 @@ def test_course_runner_selection_and_bad_arguments(tiny_course, cli_error):
     with pytest.raises(ValueError, match="either out .* or inplace"):
         course.run_course("smoke", out="x", inplace=True, notebooks_dir=tiny_course)
     cli_error(course.main, ["--only", "09", "--notebooks", str(tiny_course)], "error: no notebook numbered")
+    cli_error(course.main, ["--only", "abc", "--notebooks", str(tiny_course)],
+              r"error: --only 'abc' is not a notebook number: pass comma-separated numbers such as 02,05 "
+              r"\(available: 01_ok.ipynb, 02_fail.ipynb\)$")
+    for empty in (",", " , ", ""):
+        cli_error(course.main, ["--only", empty, "--notebooks", str(tiny_course)],
+                  r"error: --only names no notebook: pass comma-separated numbers such as 02,05 \(available: ")
+    assert [p.name for p in course.find_notebooks(tiny_course, only=["01_ok.ipynb", " 2 "])] == \
+        ["01_ok.ipynb", "02_fail.ipynb"]
+    cli_error(course.main, ["--timeout", "-3", "--notebooks", str(tiny_course)],
+              r"error: timeout must be >= 0 seconds \(0: no limit\), got -3")
+
+
+def _sleepy_course(folder: Path, marker: Path) -> None:
+    """01 prints, 02 touches ``marker`` and sleeps a minute (a hanging cell), 03 prints."""
+    folder.mkdir()
+    _tiny_notebook(folder / "01_ok.ipynb", "print(1)")
+    _tiny_notebook(folder / "02_hang.ipynb", f"import pathlib, time\npathlib.Path(r'{marker}').touch()\ntime.sleep(60)")
+    _tiny_notebook(folder / "03_ok.ipynb", "print(3)")
+
+
+@pytest.mark.slow
+def test_course_runner_timeout_fails_the_notebook_and_runs_the_rest(tmp_path):
+    _sleepy_course(tmp_path / "notebooks", tmp_path / "started")
+    start = time.perf_counter()
+    results = course.run_course("smoke", out=tmp_path / "out", notebooks_dir=tmp_path / "notebooks",
+                                only=["2", "3"], timeout=4, log=lambda *_: None)
+    assert time.perf_counter() - start < 40  # not the cell's 60 s
+    assert [(r.notebook, r.ok) for r in results] == [("02_hang.ipynb", False), ("03_ok.ipynb", True)]
+    assert results[0].error == "timed out after 4 s (raise --timeout, or 0 for no limit)"
+    assert 4 <= results[0].seconds < 20
+    assert course.TIMEOUTS["smoke"] > 0  # the CLI's default is a limit too
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_course_runner_stopped_by_a_signal_prints_the_table_and_leaves_no_scratch_file(tmp_path, signum):
+    """Ctrl-C or SIGTERM while an --inplace run executes notebook 02: the table of what ran, exit
+    128 + signal, no traceback from the runner, no hidden .02_hang-*.part.json, 02 untouched."""
+    folder, marker = tmp_path / "notebooks", tmp_path / "started"
+    _sleepy_course(folder, marker)
+    hang_sha = hashlib.sha256((folder / "02_hang.ipynb").read_bytes()).hexdigest()
+    # the default SIGINT handler, even if this test runs where SIGINT is ignored (a background job)
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from cgan_course.course import main; main(sys.argv[1:])")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-c", code, "--inplace", "--notebooks", str(folder)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), "notebook 02 never started"
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signum, err
+    lines = out.split("\n\n")[-1].splitlines()
+    assert lines[2].split()[:2] == ["01_ok.ipynb", "ok"]
+    how = "interrupted (Ctrl-C)" if signum == signal.SIGINT else "terminated (SIGTERM)"
+    assert lines[3].split()[:2] == ["02_hang.ipynb", "FAILED"] and lines[3].endswith(how)
+    assert lines[5].startswith("total") and "1 ok, 1 failed" in lines[5]
+    assert err.strip().splitlines()[-1] == (f"python -m cgan_course.course: stopped by {signal.Signals(signum).name}: "
+                                            "the table lists what ran; no other notebook was started")
+    assert "KeyboardInterrupt" not in err and "course.py" not in err  # (the kernel may log on its own)
+    assert sorted(p.name for p in folder.iterdir()) == ["01_ok.ipynb", "02_hang.ipynb", "03_ok.ipynb"]
+    assert hashlib.sha256((folder / "02_hang.ipynb").read_bytes()).hexdigest() == hang_sha
+    assert _read(folder / "03_ok.ipynb").cells[-2].outputs == []  # never started
 
 
 def test_format_table():
