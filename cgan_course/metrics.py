@@ -502,6 +502,9 @@ def _data_fingerprint(source: str, root: Path | None, split: str) -> str:
         root = SAMPLE_ROOT
     elif root is None:
         root = REPO_ROOT / "data"  # load_cifar10's default root
+    if not root.exists():
+        raise CourseError(f"the data root {root} does not exist: fix the path (--data-root), or leave it out "
+                          "to use $CGAN_COURSE_CIFAR10 or the committed sample")
     if source == "torchvision":
         files = root / "cifar-10-batches-py"
     else:  # a class-folder tree (its split folder, when it has one) or a .tar.gz
