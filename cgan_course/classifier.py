@@ -39,7 +39,7 @@ from .errors import CourseError, run_cli
 from .data import CLASSES, REPO_ROOT, DatasetError, load_cifar10, to_unit_range
 from .models import count_parameters
 from .checkpoints import CheckpointError, load_checkpoint, load_state_strict, require_keys, save_checkpoint
-from .train import cpu_has_native_bf16
+from .runtime import cpu_has_native_bf16
 
 CLASSIFIER_FILE = REPO_ROOT / "data" / "pretrained" / "classifier.pt"
 
