@@ -271,7 +271,8 @@ class GANLoss:
         return cls(*LOSSES[name])
 
 
-def latents(model: ModelConfig, n: int, device: torch.device, y: torch.Tensor | None = None):
+def latents(model: ModelConfig, n: int, device: torch.device,
+            y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """What G draws from: noise z [n, z_dim] ~ N(0, I) and, unless ``y`` is given, uniformly random
     labels y [n] (None for an unconditional model)."""
     z = torch.randn(n, model.z_dim, device=device)
@@ -280,7 +281,8 @@ def latents(model: ModelConfig, n: int, device: torch.device, y: torch.Tensor | 
     return z, y
 
 
-def discriminate(D: nn.Module, x_real, y_real, x_fake, y_fake, augment=lambda x: x):
+def discriminate(D: nn.Module, x_real: torch.Tensor, y_real: torch.Tensor, x_fake: torch.Tensor,
+                 y_fake: torch.Tensor | None, augment=lambda x: x) -> tuple[torch.Tensor, torch.Tensor]:
     """D's logits on the real and the fake batch, [B] each, in fp32. ``augment`` is what D sees of
     every image (DiffAugment); it is applied to both sides alike, or D could tell them apart by it."""
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules()):
@@ -316,7 +318,7 @@ def gan_step(s: TrainState, loss: GANLoss, cfg: TrainConfig, amp=contextlib.null
         s.scaler_d.step(s.opt_d)  # unscales first, and skips the step if a gradient overflowed
         s.scaler_d.update()  # (bf16 and fp32 runs have a disabled scaler: plain backward and step)
 
-    if not cfg.reuse_fakes:  # new samples: G learns from its whole distribution, not one batch
+    if not cfg.reuse_fakes:  # fresh (z, y): G is scored on samples D was not just trained against
         z, y_fake = latents(cfg.model, B, x_real.device)
     with amp:
         loss_g = loss.g(s.D(augment(s.G(z, y_fake)), y_fake).float())  # gradients flow through D into G

@@ -493,7 +493,8 @@ def test_checkpoints_of_the_previous_code_resume_bit_exactly(tmp_path, sample):
     assert ran.stdout.startswith(str(old)), ran.stdout  # the old package ran, not this one
     for arch in ("classic", "projection"):
         old_full = torch.load(tmp_path / f"{arch}-6" / "result.pt", weights_only=True)
-        cfg = tiny_cfg(tmp_path, model=dataclasses.replace(TINY, arch=arch), steps=6, diffaug="color,translation,cutout")
+        cfg = tiny_cfg(tmp_path, model=dataclasses.replace(TINY, arch=arch), steps=6,
+                       diffaug="color,translation,cutout")
         resumed = train(dataclasses.replace(cfg, out=str(tmp_path / f"{arch}-3"), resume=True), sample)
         fresh = train(dataclasses.replace(cfg, out=str(tmp_path / f"new-{arch}")), sample)
         for res in (resumed, fresh):
@@ -506,3 +507,17 @@ def test_checkpoints_of_the_previous_code_resume_bit_exactly(tmp_path, sample):
         assert set(a) == set(b) and set(a["config"]) <= set(b["config"])  # same keys; new config fields only added
         log = (tmp_path / f"{arch}-3" / "log.csv").read_text().splitlines()
         assert [int(row.split(",")[0]) for row in log[1:]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_fp16_trains_with_a_grad_scaler_and_resumes_exactly(tmp_path, sample):
+    """The GPU-without-native-bf16 path (fp16 autocast + GradScaler), run on the CPU: the scaler is
+    on, saved and restored; a run that started in fp32 (disabled scaler, saved as {}) may resume in fp16."""
+    full = train(tiny_cfg(tmp_path / "a", steps=2, precision="fp16", sample_every=0), sample)
+    train(tiny_cfg(tmp_path / "b", steps=1, precision="fp16", sample_every=0), sample)
+    resumed = train(tiny_cfg(tmp_path / "b", steps=2, precision="fp16", sample_every=0, resume=True), sample)
+    assert states_equal(full.G.state_dict(), resumed.G.state_dict())
+    saved = load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")
+    assert "scale" in saved["scaler_g"] and "scale" in saved["scaler_d"]  # enabled scalers ({} when off)
+    train(tiny_cfg(tmp_path / "c", steps=1, precision="fp32", sample_every=0), sample)
+    assert load_checkpoint(tmp_path / "c" / "run" / "checkpoint.pt")["scaler_g"] == {}
+    assert train(tiny_cfg(tmp_path / "c", steps=2, precision="fp16", sample_every=0, resume=True), sample).step == 2
