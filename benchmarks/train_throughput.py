@@ -8,16 +8,15 @@ Three configurations, one process, same images (a class-folder tree, default the
 1,000-image sample), images/s = real images consumed per second (as ``train()`` logs it):
 
   (a) the seed tutorials' way: a Dataset that decodes each JPEG/PNG with PIL on every access,
-      ToTensor + Normalize(0.5, 0.5), a DataLoader with worker processes, and the classic CGAN
-      step written out (one D update on real+fake, one G update, BCE, Adam(2e-4, (0.5, 0.999)),
-      EMA) -- the only training loop in this file, kept equal to one ``train()`` step;
-  (b) the same classic model through ``cgan_course.train.train`` and its in-memory
-      ``DeviceBatches`` pipeline;
+      ToTensor + Normalize(0.5, 0.5), a DataLoader with worker processes, feeding the classic
+      CGAN (BCE, Adam(2e-4, (0.5, 0.999)), EMA) through ``train(cfg, batches=...)``;
+  (b) the same classic model and ``train()`` fed by the course's in-memory ``DeviceBatches``;
   (c) the course's best configuration (projection cGAN, the pretrained recipe) with the speed
       options ``train()`` turns on for this device by default.
 
-For (a) and (b) it also reports the data-wait share: time from asking for the next batch until
-it is on the device, over the total step time. Then an ablation of each speed option (threads,
+(a) and (b) run the same ``gan_step``; only the batches differ. For both it also reports the
+data-wait share: time from asking for the next batch until it is on the device, over the total
+step time. Then an ablation of each speed option (threads,
 channels_last, precision, compile) on the (c) model, and FLOPs per G+D step
 (``torch.utils.flop_counter``) with the achieved fraction of the device's peak on CUDA.
 """
@@ -32,7 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from unittest import mock
+from typing import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -40,11 +39,10 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO_ROOT, emit, hardware, sync, table, usable_cores  # noqa: E402
 
-import cgan_course.train as train_module  # noqa: E402
 from cgan_course.data import IMAGE_SUFFIXES, DeviceBatches, load_image_folder  # noqa: E402
-from cgan_course.losses import LOSSES  # noqa: E402
-from cgan_course.models import ModelConfig, build_discriminator, build_generator  # noqa: E402
-from cgan_course.train import EMA, TrainConfig, autocast_dtype, pick_device, train, uses_channels_last  # noqa: E402
+from cgan_course.models import ModelConfig  # noqa: E402
+from cgan_course.runtime import autocast_dtype, pick_device, precision_name, uses_channels_last  # noqa: E402
+from cgan_course.train import GANLoss, Placement, TrainConfig, TrainState, gan_step, resolved_loss, train  # noqa: E402
 
 # dense (no sparsity) peak TFLOP/s from NVIDIA's datasheets: (name substring, bf16/fp16, tf32).
 # Checked in order, so the more specific names come first. Pass --peak-tflops for anything else.
@@ -95,136 +93,95 @@ class DecodingFolder(Dataset):
             return self.transform(im.convert("RGB")), label
 
 
-def gan_step(G, D, opt_g, opt_d, x_real, y_real, loss: str, ema: EMA | None = None, step: int = 0) -> None:
-    """One ``train()`` step in fp32 written out: D on real and on fake (separate calls: the classic
-    D has BatchNorm), then G, then EMA."""
-    d_loss_fn, g_loss_fn = LOSSES[loss]
-    B, device = x_real.shape[0], x_real.device
-    z = torch.randn(B, G.z_dim, device=device)
-    y_fake = torch.randint(0, G.num_classes, (B,), device=device)
-    with torch.no_grad():
-        x_fake = G(z, y_fake)
-    d_real, d_fake = D(x_real, y_real), D(x_fake, y_fake)
-    loss_d = d_loss_fn(d_real, d_fake)
-    opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
-    opt_d.step()
-    z = torch.randn(B, G.z_dim, device=device)
-    y_fake = torch.randint(0, G.num_classes, (B,), device=device)
-    loss_g = g_loss_fn(D(G(z, y_fake), y_fake))
-    opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()
-    if ema is not None:
-        ema.update(G, step)
+def tutorial_batches(loader: DataLoader, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The tutorials' loop over a DataLoader: a new pass (and, without persistent workers, new
+    worker processes) every epoch, each batch copied to the device."""
+    while True:
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
-def build_gan(model_cfg: ModelConfig, device: torch.device, lr: float = 2e-4, beta1: float = 0.5):
-    torch.manual_seed(0)
-    G, D = build_generator(model_cfg).to(device), build_discriminator(model_cfg).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(beta1, 0.999))
-    return G, D, opt_g, opt_d
-
-
-def run_tutorial(folder: Path, model_cfg: ModelConfig, device: torch.device, batch_size: int, num_workers: int,
-                 persistent: bool, warmup: int, steps: int) -> dict:
-    """(a): decode-per-access Dataset + DataLoader driving the classic step. The loop synchronises
-    the device once per step to time the data wait, as tutorial loops do with ``loss.item()``."""
+def run_tutorial(folder: Path, cfg: TrainConfig, device: torch.device, num_workers: int, persistent: bool,
+                 warmup: int, steps: int) -> dict:
+    """(a): decode-per-access Dataset + DataLoader feeding ``train()``. The data wait is timed
+    around each batch, which synchronises the device once per step, as tutorial loops do with
+    ``loss.item()``."""
     from torchvision import transforms
 
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.5,) * 3)])
     ds = DecodingFolder(folder, tf)
-    if len(ds) < batch_size:
-        raise SystemExit(f"error: {folder} has {len(ds)} images, fewer than one batch of {batch_size}; lower --batch-size.")
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=num_workers, drop_last=True,
+    if len(ds) < cfg.batch_size:
+        raise SystemExit(f"error: {folder} has {len(ds)} images, fewer than one batch of {cfg.batch_size}; "
+                         "lower --batch-size.")
+    loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, num_workers=num_workers, drop_last=True,
                         pin_memory=device.type == "cuda", persistent_workers=persistent and num_workers > 0)
-    G, D, opt_g, opt_d = build_gan(model_cfg, device)
-    ema = EMA(G, 0.999)
-    G.train(), D.train()
-    it = iter(loader)
-    data_s, t_start = 0.0, None
-    for step in range(warmup + steps):
-        if step == warmup:
-            sync(device)
-            data_s, t_start = 0.0, time.perf_counter()
-        sync(device)
-        t0 = time.perf_counter()
-        try:
-            x_real, y_real = next(it)
-        except StopIteration:  # a new epoch: a new iterator (and, without persistent workers, new workers)
-            it = iter(loader)
-            x_real, y_real = next(it)
-        x_real = x_real.to(device, non_blocking=True)
-        y_real = y_real.to(device, non_blocking=True)
-        sync(device)
-        data_s += time.perf_counter() - t0
-        gan_step(G, D, opt_g, opt_d, x_real, y_real, "bce", ema, step + 1)
-    sync(device)
-    total_s = time.perf_counter() - t_start
-    del it, loader  # stop the workers
-    return {"images_per_s": steps * batch_size / total_s, "ms_per_step": 1000 * total_s / steps,
-            "data_wait_share": data_s / total_s, "images": len(ds), "batches_per_epoch": len(ds) // batch_size}
+    res = run_train(cfg, lambda: tutorial_batches(loader, device), warmup, steps, time_data=True)
+    return {**res, "images": len(ds), "batches_per_epoch": len(ds) // cfg.batch_size}
 
 
 # ----------------------------------------------------------------------------------------------
 # (b), (c) and the ablation: the course's train()
 
 
-class TimedBatches(DeviceBatches):
-    """DeviceBatches that records how long each ``next()`` takes (device synchronised on both sides)."""
+class TimedBatches:
+    """Wraps a batch iterator and records how long each ``next()`` takes (device synchronised on both sides)."""
 
-    waits: list[float] = []
+    def __init__(self, batches: Iterator, device: torch.device):
+        self.batches, self.device, self.waits = batches, device, []
+
+    def __iter__(self):
+        return self
 
     def __next__(self):
         sync(self.device)
         t0 = time.perf_counter()
-        batch = super().__next__()
+        batch = next(self.batches)
         sync(self.device)
-        TimedBatches.waits.append(time.perf_counter() - t0)
+        self.waits.append(time.perf_counter() - t0)
         return batch
 
 
-def run_train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor], warmup: int, steps: int,
-              time_data: bool = False) -> dict:
-    """Throughput of ``train(cfg)`` over ``steps`` steps after ``warmup`` (from its own log rows).
+def course_batches(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> DeviceBatches:
+    """The input pipeline ``train(cfg, data)`` builds for itself."""
+    return DeviceBatches(*data, cfg.batch_size, device, hflip=cfg.hflip, seed=cfg.seed)
 
-    ``time_data`` swaps in ``TimedBatches`` to measure the data wait; on a GPU that adds two
-    synchronisations per step, so the throughput is then taken from a separate, untimed run.
-    """
+
+def run_train(cfg: TrainConfig, make_batches: Callable[[], Iterator], warmup: int, steps: int,
+              time_data: bool = False) -> dict:
+    """Throughput of ``train(cfg, batches=make_batches())`` over ``steps`` steps after ``warmup``
+    (from its own log rows). ``time_data`` wraps the batches in ``TimedBatches`` to measure the data wait."""
+    batches = TimedBatches(make_batches(), pick_device(cfg.device)) if time_data else make_batches()
     with tempfile.TemporaryDirectory(prefix="cgan-bench-") as tmp:
-        cfg = dataclasses.replace(cfg, steps=warmup + steps, log_every=warmup, sample_every=10**9,
-                                  ckpt_every=10**9, progress=False, resume=False, max_minutes=0.0, out=tmp)
-        TimedBatches.waits = []
-        patch = mock.patch.object(train_module, "DeviceBatches", TimedBatches) if time_data else contextlib.nullcontext()
+        cfg = dataclasses.replace(cfg, steps=warmup + steps, log_every=warmup, sample_every=0, ckpt_every=0,
+                                  progress=False, resume=False, max_minutes=0.0, out=tmp)
         log = io.StringIO()
-        with patch, contextlib.redirect_stdout(log):
-            result = train(cfg, data)
+        with contextlib.redirect_stdout(log):
+            result = train(cfg, batches=batches)
     first, last = result.history[0], result.history[-1]  # rows at step `warmup` and at the end
     seconds = last["time_s"] - first["time_s"]
     measured = last["step"] - first["step"]
     out = {"images_per_s": measured * cfg.d_steps * cfg.batch_size / seconds, "ms_per_step": 1000 * seconds / measured,
            "log": log.getvalue().strip().splitlines()[0] if log.getvalue().strip() else ""}
     if time_data:
-        waits = TimedBatches.waits[first["step"] * cfg.d_steps:last["step"] * cfg.d_steps]
-        out["data_wait_share"] = sum(waits) / seconds
+        out["data_wait_share"] = sum(batches.waits[first["step"] * cfg.d_steps:last["step"] * cfg.d_steps]) / seconds
     return out
 
 
-def measure(cfg, data, warmup, steps, device, time_data=False) -> dict:
-    if not time_data or device.type == "cpu":  # on the CPU the timing wrapper costs nothing
-        return run_train(cfg, data, warmup, steps, time_data)
-    res = run_train(cfg, data, warmup, steps)
-    res["data_wait_share"] = run_train(cfg, data, warmup, steps, time_data=True)["data_wait_share"]
+def measure(cfg: TrainConfig, make_batches: Callable[[], Iterator], warmup: int, steps: int, device: torch.device,
+            time_data: bool = False) -> dict:
+    """``run_train``; on a GPU the throughput comes from a separate, untimed run, because timing the
+    data wait adds two synchronisations per step (on the CPU it costs nothing)."""
+    if not time_data or device.type == "cpu":
+        return run_train(cfg, make_batches, warmup, steps, time_data)
+    res = run_train(cfg, make_batches, warmup, steps)
+    res["data_wait_share"] = run_train(cfg, make_batches, warmup, steps, time_data=True)["data_wait_share"]
     return res
 
 
 def resolved_options(cfg: TrainConfig, device: torch.device) -> dict:
     """What train() will actually use for cfg's 'auto' settings on this device."""
-    amp = autocast_dtype(cfg.precision, device)
-    cl = uses_channels_last(cfg.channels_last, device)
-    return {"precision": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp],
-            "channels_last": cl, "compile": cfg.compile,
+    return {"precision": precision_name(autocast_dtype(cfg.precision, device)),
+            "channels_last": uses_channels_last(cfg.channels_last, device), "compile": cfg.compile,
             "threads": (cfg.threads or usable_cores()) if device.type == "cpu" else None}
 
 
@@ -246,17 +203,17 @@ def ablation_variants(base: TrainConfig, device: torch.device, opts: dict, cores
 # FLOPs
 
 
-def step_flops(model_cfg: ModelConfig, loss: str, device: torch.device, batch_size: int) -> int:
-    """FLOPs of one G+D step (forward and backward; a multiply-add counts 2), counted by
-    ``torch.utils.flop_counter.FlopCounterMode`` on ``gan_step``."""
+def step_flops(cfg: TrainConfig, device: torch.device) -> int:
+    """FLOPs of one ``gan_step`` in fp32 (forward and backward; a multiply-add counts 2), counted
+    by ``torch.utils.flop_counter.FlopCounterMode``."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    G, D, opt_g, opt_d = build_gan(model_cfg, device)
-    S = model_cfg.image_size
-    x_real = torch.rand(batch_size, 3, S, S, device=device) * 2 - 1
-    y_real = torch.randint(0, model_cfg.num_classes, (batch_size,), device=device)
+    S, B = cfg.model.image_size, cfg.batch_size
+    x_real = torch.rand(B, 3, S, S, device=device) * 2 - 1
+    y_real = torch.randint(0, cfg.model.num_classes, (B,), device=device)
+    state = TrainState.new(cfg, iter(lambda: (x_real, y_real), None), Placement(device))  # the same batch forever
     with FlopCounterMode(display=False) as counter:
-        gan_step(G, D, opt_g, opt_d, x_real, y_real, loss)
+        gan_step(state, GANLoss.named(resolved_loss(cfg)), cfg)
     return int(counter.get_total_flops())
 
 
@@ -326,14 +283,14 @@ def main(argv: list[str] | None = None) -> None:
     classic = dataclasses.replace(classic, precision="fp32", channels_last="off")
 
     print(f"(a) tutorial pipeline: {args.num_workers} workers ...", flush=True)
-    res_a = run_tutorial(folder, classic.model, device, batch, args.num_workers, args.persistent_workers, warmup, steps)
+    res_a = run_tutorial(folder, classic, device, args.num_workers, args.persistent_workers, warmup, steps)
     print("(b) course pipeline, classic CGAN ...", flush=True)
-    res_b = measure(classic, data, warmup, steps, device, time_data=True)
+    res_b = measure(classic, lambda: course_batches(classic, data, device), warmup, steps, device, time_data=True)
     print("(c) course best configuration ...", flush=True)
     opts_c = resolved_options(best, device)
-    res_c = measure(best, data, warmup, steps, device)
+    res_c = measure(best, lambda: course_batches(best, data, device), warmup, steps, device)
 
-    rows = [["(a) tutorial: PIL decode + ToTensor/Normalize + DataLoader", "classic g64/d64, fp32",
+    rows = [["(a) tutorial: PIL decode + ToTensor/Normalize + DataLoader + train()", "classic g64/d64, fp32",
              res_a["images_per_s"], res_a["ms_per_step"], 100 * res_a["data_wait_share"]],
             ["(b) course: DeviceBatches + train()", "classic g64/d64, fp32",
              res_b["images_per_s"], res_b["ms_per_step"], 100 * res_b["data_wait_share"]],
@@ -363,7 +320,8 @@ def main(argv: list[str] | None = None) -> None:
                 if rep and (not speeds[i] or statistics.median(speeds[i]) < 0.5 * statistics.median(speeds[0])):
                     continue  # failed (not retried), or under half (c)'s speed: one run settles it (emulated bf16)
                 try:
-                    speeds[i].append(measure(cfg, data, warmup, steps, device)["images_per_s"])
+                    speeds[i].append(measure(cfg, lambda: course_batches(cfg, data, device), warmup, steps,
+                                             device)["images_per_s"])
                 except Exception as err:  # e.g. compile without a working compiler; report, keep going
                     print(f"  {option}={value}: failed ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
         base_speed = statistics.median(speeds[0])
@@ -383,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
                              ", ".join(f"{r['option']}={r['value']} ({r['vs_c']:.2f}x)" for r in faster)))
 
     print("\ncounting FLOPs of one G+D step ...", flush=True)
-    flops = {"classic": step_flops(classic.model, "bce", device, batch), "best": step_flops(best.model, "hinge", device, batch)}
+    flops = {"classic": step_flops(classic, device), "best": step_flops(best, device)}
     # (b) runs fp32 (TF32 matmuls on CUDA), (c) its own precision: each against its own peak
     peaks = {"classic": peak_tflops(device, "fp32", args.peak_tflops),
              "best": peak_tflops(device, opts_c["precision"], args.peak_tflops)}
@@ -401,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
           "settings": {"batch_size": batch, "warmup_steps": warmup, "measured_steps": steps, "folder": str(folder),
                        "images": res_a["images"], "num_workers": args.num_workers,
                        "persistent_workers": args.persistent_workers},
-          "tutorial_dataloader": res_a, "course_classic": {k: v for k, v in res_b.items() if k != "log"},
+          "tutorial_dataloader": {k: v for k, v in res_a.items() if k != "log"}, "course_classic": {k: v for k, v in res_b.items() if k != "log"},
           "course_best": {**{k: v for k, v in res_c.items() if k != "log"}, "options": opts_c},
           "ratios": ratios, "ablation": ablation,
           "flops_per_step": flops, "achieved_tflops": achieved,

@@ -40,7 +40,7 @@ from .checkpoints import (CheckpointError, card_path, class_names_from, describe
                           load_state_strict, read_card, require_keys, save_checkpoint, staging_folder, verify_card,
                           write_card)
 from .pretrained import PRETRAINED_DIR, check_destination, require_files
-from .train import cpu_has_native_bf16
+from .runtime import cpu_has_native_bf16
 
 CLASSIFIER_FILE = PRETRAINED_DIR / "classifier.pt"
 

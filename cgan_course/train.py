@@ -1,16 +1,19 @@
-"""Training a conditional GAN: config, loop, EMA, checkpoints, command line, multi-GPU.
+"""Training a conditional GAN: config, the step, the loop, EMA, checkpoints, command line, multi-GPU.
 
     python -m cgan_course.train --help
     python -m cgan_course.train --steps 2000 --out runs/demo             # CPU, GPU or MPS
     python -m cgan_course.train --resume --out runs/demo                 # continue exactly
     torchrun --nproc_per_node=4 -m cgan_course.train --out runs/ddp      # DistributedDataParallel
 
-The same ``train(cfg)`` runs in notebooks, in the CLI and in the tests. One step is ``d_steps``
-discriminator updates on (real, fake) batches, then one generator update, then the EMA update.
+The same ``train(cfg)`` runs in notebooks, in the CLI and in the tests. Its core is ``gan_step``:
+``d_steps`` discriminator updates on (real, fake) batches, then one generator update, then the
+EMA update. Everything the step changes lives in a ``TrainState``, which is what a checkpoint
+saves and a resume loads.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -19,86 +22,114 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from tqdm.auto import tqdm
 
-from .errors import CourseError, run_cli
 from .checkpoints import (CheckpointError, check_model_config, load_checkpoint, load_state_strict,
                           model_config_from, require_keys, save_checkpoint)
-from .data import DatasetError, DeviceBatches, load_cifar10
+from .data import DatasetError, DeviceBatches, describe_source, load_cifar10, resolve_source
 from .diffaugment import diff_augment
+from .errors import CourseError, run_cli
 from .losses import LOSSES
 from .models import ModelConfig, build_discriminator, build_generator
+from .runtime import (PRECISIONS, autocast, autocast_dtype, pick_device, precision_name, tf32, uses_channels_last,
+                      uses_grad_scaler)
+from .runtime import cpu_has_native_bf16  # noqa: F401  (notebook 04 imports it from here)
 from .sampling import recalibrate_batchnorm, sample_grid, save_image_grid
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 1  # bumped when a checkpoint's layout changes; a newer file is refused by name
+
+
+def _opt(default, help: str):
+    """A config field and its ``--help`` text."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     # data
-    data_source: str = "auto"  # auto | torchvision | folder | sample (see cgan_course.data)
-    data_root: str | None = None  # folder or .tar.gz; None: the repository's data/ (or $CGAN_COURSE_CIFAR10)
-    hflip: bool = True  # random horizontal flips of the real images
+    data_source: str = _opt("auto", "auto | torchvision | folder | sample (see cgan_course.data)")
+    data_root: str | None = _opt(None, "folder or .tar.gz; None: the repository's data/ (or $CGAN_COURSE_CIFAR10)")
+    hflip: bool = _opt(True, "random horizontal flips of the real images")
     # optimisation
-    steps: int = 2000  # generator updates
-    batch_size: int = 64
-    d_steps: int = 1  # discriminator updates per generator update
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.0  # 0.0 for hinge/SN models (SNGAN, BigGAN), 0.5 for DCGAN
-    beta2: float = 0.999
-    loss: str = "auto"  # bce | hinge; auto: bce for classic, hinge for projection
-    ema_decay: float = 0.999  # EMA of G's weights, used for sampling; 0 turns it off
-    ema_start: int = 0  # step at which averaging starts (before: the EMA copies G)
-    fake_labels: str = "uniform"  # labels of the D step's fakes: "uniform" random or "real" (the real batch's)
-    reuse_fakes: bool = False  # the G step reuses the last D step's z and labels instead of drawing new ones
-    diffaug: str = ""  # DiffAugment ops, e.g. "color,translation,cutout"; "" = off
+    steps: int = _opt(2000, "generator updates")
+    batch_size: int = _opt(64, "images per batch")
+    d_steps: int = _opt(1, "discriminator updates per generator update")
+    lr_g: float = _opt(2e-4, "generator learning rate (Adam)")
+    lr_d: float = _opt(2e-4, "discriminator learning rate (Adam)")
+    beta1: float = _opt(0.0, "Adam beta1: 0.0 for hinge/SN models (SNGAN, BigGAN), 0.5 for DCGAN")
+    beta2: float = _opt(0.999, "Adam beta2")
+    loss: str = _opt("auto", "bce | hinge; auto: bce for classic, hinge for projection")
+    ema_decay: float = _opt(0.999, "EMA of G's weights, used for sampling; 0 turns it off")
+    ema_start: int = _opt(0, "step at which averaging starts (before it the EMA copies G)")
+    fake_labels: str = _opt("uniform", "labels of the D step's fakes: 'uniform' random or 'real' (the real batch's)")
+    reuse_fakes: bool = _opt(False, "the G step reuses the last D step's z and labels instead of drawing new ones")
+    diffaug: str = _opt("", "DiffAugment ops, e.g. 'color,translation,cutout'; '' = off")
     # run
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:1 | mps
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (auto: bf16 on CUDA if supported, else fp16; bf16 on CPUs with native bf16; else fp32)
-    channels_last: str = "auto"  # auto | on | off (auto: on for CUDA and CPU, off for MPS)
-    compile: bool = False  # torch.compile G and D (CUDA; slow to start)
-    threads: int = 0  # CPU threads for torch; 0 = all cores
-    max_minutes: float = 0.0  # stop (and checkpoint) after this wall time; 0 = no limit
-    out: str = "runs/cgan"  # run folder: checkpoint.pt, log.csv, samples/
-    log_every: int = 50
-    sample_every: int = 500
-    ckpt_every: int = 500
-    progress: bool = True  # tqdm progress bar
-    resume: bool = False  # continue from <out>/checkpoint.pt
+    seed: int = _opt(0, "seed of the initial weights, the noise and the data order")
+    device: str = _opt("auto", "auto | cpu | cuda | cuda:1 | mps")
+    precision: str = _opt("auto", "auto | fp32 | bf16 | fp16 (auto: bf16 where the GPU or CPU computes it "
+                                  "natively, fp16 with loss scaling on other GPUs, fp32 on other CPUs and MPS)")
+    tf32: bool = _opt(False, "let CUDA run fp32 matmuls and convolutions as TF32 (faster on Ampere and newer, "
+                             "10-bit mantissa); off so that --precision fp32 means fp32")
+    channels_last: str = _opt("auto", "auto | on | off (auto: on for CUDA and CPU, off for MPS)")
+    compile: bool = _opt(False, "torch.compile G and D (CUDA; slow to start)")
+    threads: int = _opt(0, "CPU threads for torch; 0 = all cores")
+    max_minutes: float = _opt(0.0, "stop (and checkpoint) after this wall time; 0 = no limit")
+    out: str = _opt("runs/cgan", "run folder: checkpoint.pt, log.csv, samples/")
+    log_every: int = _opt(50, "steps per row of log.csv (and at the last step); 0 = no log")
+    sample_every: int = _opt(500, "steps per sample grid in samples/ (and at the end); 0 = no grids")
+    ckpt_every: int = _opt(500, "steps per checkpoint; 0 = only at the end (and on Ctrl-C or --max-minutes)")
+    progress: bool = _opt(True, "tqdm progress bar")
+    resume: bool = _opt(False, "continue from <out>/checkpoint.pt (starts afresh if there is none)")
+    overwrite: bool = _opt(False, "start over in an --out that holds a run: deletes its checkpoint, log and samples")
 
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = ModelConfig(**self.model)
         if self.loss != "auto" and self.loss not in LOSSES:
             raise CourseError(f"loss must be 'auto' or one of {list(LOSSES)}, got {self.loss!r}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+        if self.precision not in PRECISIONS:
             raise CourseError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.fake_labels not in ("uniform", "real"):
             raise CourseError(f"fake_labels must be 'uniform' or 'real', got {self.fake_labels!r}")
         if self.channels_last not in ("auto", "on", "off"):
             raise CourseError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
-        for name in ("steps", "batch_size", "d_steps", "log_every", "sample_every", "ckpt_every"):
+        for name in ("steps", "batch_size", "d_steps"):
             if getattr(self, name) < 1:
                 raise CourseError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("log_every", "sample_every", "ckpt_every", "threads", "ema_start", "max_minutes"):
+            if getattr(self, name) < 0:
+                raise CourseError(f"{name} must be >= 0 (0 = {'all cores' if name == 'threads' else 'off'}), "
+                                  f"got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise CourseError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.resume and self.overwrite:
+            raise CourseError("pass --resume (continue the run in --out) or --overwrite (start it over), not both")
         diff_augment(torch.zeros(1, 3, 8, 8), self.diffaug)  # fails early on an unknown op
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
 
-# ----------------------------------------------------------------------------------------------
-# Devices and precision
+# Fields a resume may change: how long the run goes, where it writes, and how it computes (device,
+# number formats, kernels), never what it computes. Every other field (the model, the data and its
+# order, the optimiser, the losses, the seed) must match the checkpoint, or the resumed run would
+# silently differ from the one its checkpoint and config describe.
+RESUME_MAY_CHANGE = frozenset({
+    "steps", "max_minutes", "out", "resume", "overwrite", "log_every", "sample_every", "ckpt_every", "progress",
+    "data_root",  # the same data may sit elsewhere on another machine; data_source must match
+    "device", "threads", "precision", "tf32", "channels_last", "compile",
+})
 
 
 def resolved_loss(cfg: TrainConfig) -> str:
@@ -107,57 +138,6 @@ def resolved_loss(cfg: TrainConfig) -> str:
     if cfg.loss != "auto":
         return cfg.loss
     return "bce" if cfg.model.arch == "classic" else "hinge"
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA, then Apple's MPS, then the CPU."""
-    if name != "auto":
-        device = torch.device(name)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise CourseError(f"device {name!r} asked for, but CUDA is not available here; use --device cpu")
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise CourseError(f"device {name!r} asked for, but MPS is not available here; use --device cpu")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 dot-product instructions (AVX512-BF16 or AMX: recent Xeon, EPYC
-    Zen 4+). There bf16 autocast trains faster than fp32 (1.4x measured on the course's 2-core
-    EPYC); elsewhere bf16 is emulated and slower."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:  # not Linux: stay in fp32
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device``; None means full fp32."""
-    if precision == "auto":
-        if device.type == "cpu":
-            return torch.bfloat16 if cpu_has_native_bf16() else None
-        if device.type != "cuda":
-            return None  # MPS: fp32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
-def uses_channels_last(setting: str, device: torch.device) -> bool:
-    """Whether ``channels_last`` ("auto" | "on" | "off") puts G and D in NHWC layout on ``device``.
-
-    "auto" turns it on for CUDA (NVIDIA's advice for Tensor Cores; not measured by the course, no
-    GPU was at hand) and for the CPU, where oneDNN's convolutions are NHWC-native and it was
-    measured faster (benchmarks/train_throughput.py on a 2-core AVX2 EPYC: projection cGAN 1.15x
-    to 1.17x, classic CGAN 1.04x, medians of three interleaved runs). Apple's MPS stays NCHW.
-    """
-    return setting == "on" or (setting == "auto" and device.type in ("cuda", "cpu"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -169,6 +149,8 @@ class EMA:
 
     Sampling from the average rather than the last iterate smooths out the oscillation of the
     GAN game; it is one of the cheapest quality gains there is. Buffers (BN statistics) are copied.
+    Before step ``start`` the average is the model itself (d = 0), so early, fast-changing weights
+    do not linger in it.
     """
 
     def __init__(self, model: nn.Module, decay: float, start: int = 0):
@@ -196,7 +178,395 @@ class EMA:
 
 
 # ----------------------------------------------------------------------------------------------
-# Checkpoints
+# The state a step changes, and the step
+
+
+def unwrap(m: nn.Module) -> nn.Module:
+    """The plain module inside torch.compile and DistributedDataParallel wrappers."""
+    m = getattr(m, "_orig_mod", m)
+    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
+
+
+@dataclass
+class Placement:
+    """Where and how a run computes: its device and DDP rank, and what the "auto" settings became."""
+    device: torch.device
+    amp_dtype: torch.dtype | None = None  # autocast dtype; None: fp32
+    channels_last: bool = False
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class TrainState:
+    """Everything training changes; ``state_dict()`` is the checkpoint's content, ``load_state_dict``
+    its exact inverse. ``G`` and ``D`` are the modules that compute (wrapped by DDP or
+    torch.compile when those are on); the checkpoint holds the plain modules' weights."""
+    G: nn.Module
+    D: nn.Module
+    ema: EMA
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler_g: torch.amp.GradScaler
+    scaler_d: torch.amp.GradScaler
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]]  # DeviceBatches, or any iterator of (x, y)
+    step: int = 0
+    history: list[dict] = field(default_factory=list)  # the log rows so far
+
+    @classmethod
+    def new(cls, cfg: TrainConfig, batches: Iterator, place: Placement) -> TrainState:
+        """Fresh models and optimisers for ``cfg``, seeded by ``cfg.seed`` (+ rank, for the noise)."""
+        torch.manual_seed(cfg.seed + place.rank)  # different noise per rank, same init (broadcast by DDP)
+        G = build_generator(cfg.model).to(place.device)
+        D = build_discriminator(cfg.model).to(place.device)
+        if place.channels_last:
+            G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
+        ema = EMA(G, cfg.ema_decay, cfg.ema_start)
+        opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
+        opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
+        scaler = functools.partial(torch.amp.GradScaler, place.device.type, enabled=uses_grad_scaler(place.amp_dtype))
+        return cls(G, D, ema, opt_g, opt_d, scaler(), scaler(), batches)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "G": unwrap(self.G).state_dict(), "D": unwrap(self.D).state_dict(),
+                "G_ema": self.ema.model.state_dict(), "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(), "scaler_g": self.scaler_g.state_dict(),
+                "scaler_d": self.scaler_d.state_dict(),
+                "batches": self.batches.state_dict() if hasattr(self.batches, "state_dict") else {},
+                "history": self.history}
+
+    def load_state_dict(self, state: dict, path: str | Path = "checkpoint") -> None:
+        load_state_strict(unwrap(self.G), state["G"], "generator", path)
+        load_state_strict(unwrap(self.D), state["D"], "discriminator", path)
+        load_state_strict(self.ema.model, state["G_ema"], "EMA generator", path)
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        for scaler, saved in ((self.scaler_g, state["scaler_g"]), (self.scaler_d, state["scaler_d"])):
+            if saved:  # {} from a disabled (bf16/fp32) scaler: an fp16 run then starts from the default scale
+                scaler.load_state_dict(saved)
+        if state["batches"] and hasattr(self.batches, "load_state_dict"):
+            self.batches.load_state_dict(state["batches"])
+        self.step, self.history = state["step"], state["history"]
+
+
+@dataclass(frozen=True)
+class GANLoss:
+    """What ``gan_step`` minimises (the pairs in ``cgan_course.losses``), on D's logits [B].
+
+    ``penalty(D, x_real, y_real, x_fake, y_fake)`` is added to D's loss: R1 or a WGAN-GP gradient
+    penalty is a new function passed here, not an edit of the step. It gets the images before
+    DiffAugment and runs under the step's autocast.
+    """
+    d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (D(real), D(fake)) -> D's loss
+    g: Callable[[torch.Tensor], torch.Tensor]  # D(fake) -> G's loss
+    penalty: Callable[..., torch.Tensor] | None = None
+
+    @classmethod
+    def named(cls, name: str) -> GANLoss:
+        return cls(*LOSSES[name])
+
+
+def latents(model: ModelConfig, n: int, device: torch.device,
+            y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """What G draws from: noise z [n, z_dim] ~ N(0, I) and, unless ``y`` is given, uniformly random
+    labels y [n] (None for an unconditional model)."""
+    z = torch.randn(n, model.z_dim, device=device)
+    if y is None and model.num_classes:
+        y = torch.randint(0, model.num_classes, (n,), device=device)
+    return z, y
+
+
+def discriminate(D: nn.Module, x_real: torch.Tensor, y_real: torch.Tensor, x_fake: torch.Tensor,
+                 y_fake: torch.Tensor | None, augment=lambda x: x) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's logits on the real and the fake batch, [B] each, in fp32. ``augment`` is what D sees of
+    every image (DiffAugment); it is applied to both sides alike, or D could tell them apart by it."""
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules()):
+        # BatchNorm must not mix the two: its batch statistics would tell D which half is fake,
+        # and the G step (fakes only) would see other statistics
+        return D(augment(x_real), y_real).float(), D(augment(x_fake), y_fake).float()
+    y_both = torch.cat([y_real, y_fake]) if y_fake is not None else None  # else: one pass instead of two
+    return D(augment(torch.cat([x_real, x_fake])), y_both).float().chunk(2)
+
+
+def gan_step(s: TrainState, loss: GANLoss, cfg: TrainConfig, amp=contextlib.nullcontext(),
+             augment=lambda x: x) -> torch.Tensor:
+    """One training step: ``cfg.d_steps`` updates of D, one update of G, then G's moving average.
+
+    ``s.batches`` yields real images x [B, 3, H, W] in [-1, 1] with labels y [B]. ``amp`` is the
+    autocast context (``runtime.autocast``): the forward passes run in bf16/fp16 there, the
+    losses in fp32. Returns [loss_d, loss_g, mean D(real), mean D(fake)] as a tensor on the
+    device: reading it would make the CPU wait for the GPU, so the loop reads once per log row.
+    """
+    B = cfg.batch_size
+    for _ in range(cfg.d_steps):
+        x_real, y_real = next(s.batches)  # [B, 3, H, W], [B]
+        z, y_fake = latents(cfg.model, B, x_real.device, y_real if cfg.fake_labels == "real" else None)
+        with torch.no_grad(), amp:  # D's update needs G's images, not a graph through G
+            x_fake = s.G(z, y_fake).to(x_real.dtype)  # [B, 3, H, W]
+        with amp:
+            d_real, d_fake = discriminate(s.D, x_real, y_real, x_fake, y_fake, augment)  # [B], [B]
+            loss_d = loss.d(d_real, d_fake)
+            if loss.penalty is not None:
+                loss_d = loss_d + loss.penalty(s.D, x_real, y_real, x_fake, y_fake)
+        s.opt_d.zero_grad(set_to_none=True)
+        s.scaler_d.scale(loss_d).backward()  # fp16: the loss is scaled up so small gradients survive
+        s.scaler_d.step(s.opt_d)  # unscales first, and skips the step if a gradient overflowed
+        s.scaler_d.update()  # (bf16 and fp32 runs have a disabled scaler: plain backward and step)
+
+    if not cfg.reuse_fakes:  # fresh (z, y): G is scored on samples D was not just trained against
+        z, y_fake = latents(cfg.model, B, x_real.device)
+    with amp:
+        loss_g = loss.g(s.D(augment(s.G(z, y_fake)), y_fake).float())  # gradients flow through D into G
+    s.opt_g.zero_grad(set_to_none=True)  # D's gradients from this pass are cleared by its next step
+    s.scaler_g.scale(loss_g).backward()
+    s.scaler_g.step(s.opt_g)
+    s.scaler_g.update()
+
+    s.step += 1
+    s.ema.update(s.G, s.step)
+    return torch.stack([loss_d, loss_g, d_real.mean(), d_fake.mean()]).detach()
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop
+
+
+class TrainingDiverged(CourseError, RuntimeError):
+    """Raised when a loss becomes NaN/inf; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    G: nn.Module  # the raw generator (unwrapped from DDP/compile)
+    G_ema: nn.Module  # the EMA generator, BatchNorm statistics recomputed, in eval mode; sample from this one
+    D: nn.Module
+    step: int
+    history: list[dict]  # one row per log interval (also in <out>/log.csv)
+    out: Path
+    interrupted: bool = False
+
+
+def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = None,
+          batches: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None,
+          loss: GANLoss | None = None) -> TrainResult:
+    """Train a conditional GAN as ``cfg`` says.
+
+    ``data`` = (uint8 images [N, 3, H, W], labels [N]) skips loading; ``batches``, an iterator of
+    (x [B, 3, H, W] in [-1, 1], y [B]) on the device as ``DeviceBatches`` yields them, replaces
+    the input pipeline (benchmarks feed theirs); ``loss`` replaces ``cfg.loss`` (e.g. to add R1).
+    Writes ``<out>/checkpoint.pt`` every ``ckpt_every`` steps and when the run ends or stops
+    (Ctrl-C, ``max_minutes``), a ``<out>/log.csv`` row every ``log_every`` steps and a grid
+    ``<out>/samples/step_XXXXXX.png`` every ``sample_every`` steps and at the end.
+    """
+    out, ckpt_path = Path(cfg.out), Path(cfg.out) / "checkpoint.pt"
+    check_run_folder(cfg)
+    place = _place(cfg)
+    if batches is None:
+        images, labels = _training_data(cfg, data, place.is_main)
+        batches = DeviceBatches(images, labels, cfg.batch_size, place.device, hflip=cfg.hflip, seed=cfg.seed,
+                                rank=place.rank, world_size=place.world)
+    state = TrainState.new(cfg, batches, place)
+    if cfg.resume and ckpt_path.is_file():
+        _resume(state, cfg, ckpt_path, place)
+    elif place.is_main:
+        _start_over(cfg)
+    _wrap(state, cfg, place)
+    loss = loss or GANLoss.named(resolved_loss(cfg))
+    amp = autocast(place.device, place.amp_dtype)
+    augment = functools.partial(_augment, ops=cfg.diffaug, channels_last=place.channels_last)
+    if place.is_main:
+        print(f"device {place.device}, precision {precision_name(place.amp_dtype)}, tf32 {cfg.tf32}, "
+              f"channels_last {place.channels_last}, world {place.world}, "
+              f"G {sum(p.numel() for p in state.G.parameters()):,} params, "
+              f"D {sum(p.numel() for p in state.D.parameters()):,} params")
+
+    ctrl_c, stop = threading.Event(), None  # Ctrl-C sets the event; the step in flight finishes first
+    with _on_sigint(ctrl_c.set), tf32(cfg.tf32), _Log(cfg, place, state.step) as log:
+        while state.step < cfg.steps and stop is None:
+            log.add(gan_step(state, loss, cfg, amp, augment))
+            if cfg.log_every and (state.step % cfg.log_every == 0 or state.step == cfg.steps):
+                state.history.append(log.row(state.step))
+            stop = _stop_reason(ctrl_c.is_set(), log.t_start, cfg, place)
+            last = stop is not None or state.step == cfg.steps
+            if cfg.sample_every and (state.step % cfg.sample_every == 0 or last) and place.is_main:
+                save_image_grid(sample_grid(state.ema.calibrated(), per_class=10, seed=1234),
+                                out / "samples" / f"step_{state.step:06d}.png", nrow=10)
+            if (cfg.ckpt_every and state.step % cfg.ckpt_every == 0) or last:
+                _save(state, cfg, ckpt_path, place, log.sums)
+    if place.is_main and stop == "out of time":
+        print(f"\nstopping at step {state.step}: --max-minutes {cfg.max_minutes} reached")
+    if place.is_main and stop == "interrupted":
+        print(f"\ninterrupted: checkpoint saved at step {state.step}; continue with --resume")
+    if place.world > 1:
+        # DDP syncs buffers (BN statistics, spectral-norm vectors) from rank 0 at the start of
+        # each forward; the last forward left them rank-local, so sync once more at the end
+        for buf in [*state.G.buffers(), *state.D.buffers(), *state.ema.model.buffers()]:
+            dist.broadcast(buf, 0)
+    return TrainResult(unwrap(state.G), state.ema.calibrated(), unwrap(state.D), state.step, state.history, out,
+                       interrupted=stop == "interrupted")
+
+
+def check_run_folder(cfg: TrainConfig) -> None:
+    """Refuse, before any work, an ``out`` that cannot hold a run, or that holds one that this run
+    would silently replace."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise CourseError(f"--out {out} is a file, not a folder; pass a folder for the run, e.g. runs/demo")
+    if (out / "checkpoint.pt").exists() and not (out / "checkpoint.pt").is_file():
+        raise CourseError(f"{out / 'checkpoint.pt'} is not a file (a folder?); move it away or pass another --out")
+    if not (cfg.resume or cfg.overwrite) and any((out / f).exists() for f in ("checkpoint.pt", "log.csv")):
+        raise CourseError(f"{out} already holds a training run; continue it with --resume, start it over with "
+                          "--overwrite (deletes its checkpoint, log and samples), or pass another --out")
+
+
+def _place(cfg: TrainConfig) -> Placement:
+    """The device (one GPU per process under torchrun), threads, and the "auto" settings resolved."""
+    device = pick_device(cfg.device)
+    rank, world, local_rank = _distributed_setup(device)
+    if world > 1 and device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    if device.type == "cpu" and cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: time the convolution algorithms once, keep the fastest
+    return Placement(device, autocast_dtype(cfg.precision, device), uses_channels_last(cfg.channels_last, device),
+                     rank, world)
+
+
+def _distributed_setup(device: torch.device) -> tuple[int, int, int]:
+    """rank, world size, local rank; initialises the process group under torchrun
+    (NCCL for CUDA tensors, gloo for CPU tensors, whatever the host has)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _training_data(cfg: TrainConfig, data, verbose: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``data``, or the training split ``cfg`` names (saying which source it is); checked against the model."""
+    if data is None:
+        source, root = resolve_source(cfg.data_root) if cfg.data_source == "auto" else (cfg.data_source, cfg.data_root)
+        data = load_cifar10(root, train=True, source=source)
+        if verbose:
+            print(f"data: {describe_source(source, root)}, {len(data[1]):,} images" + (f" ({root})" if root else ""))
+    images, labels = data
+    num_classes = cfg.model.num_classes
+    if num_classes and int(labels.max()) >= num_classes:
+        raise DatasetError(f"the data has labels up to {int(labels.max())} but the model has "
+                           f"num_classes={num_classes}; set --num-classes {int(labels.max()) + 1}")
+    if images.shape[-1] != cfg.model.image_size:
+        raise DatasetError(f"the data has {images.shape[-1]}px images but the model expects "
+                           f"image_size={cfg.model.image_size}; set --image-size {images.shape[-1]}")
+    return images, labels
+
+
+def _wrap(state: TrainState, cfg: TrainConfig, place: Placement) -> None:
+    """DDP (gradients averaged over processes) and torch.compile around G and D, after loading."""
+    if place.world > 1:
+        kw = {"device_ids": [place.device.index]} if place.device.type == "cuda" else {}
+        state.G = nn.parallel.DistributedDataParallel(state.G, **kw)
+        state.D = nn.parallel.DistributedDataParallel(state.D, **kw)
+    if cfg.compile:
+        state.G, state.D = torch.compile(state.G), torch.compile(state.D)
+
+
+def _augment(x: torch.Tensor, ops: str, channels_last: bool) -> torch.Tensor:
+    x = diff_augment(x, ops) if ops else x
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+@contextlib.contextmanager
+def _on_sigint(handler: Callable[[], None]) -> Iterator[None]:
+    """Call ``handler`` on Ctrl-C instead of raising KeyboardInterrupt in the middle of an
+    optimiser update. Handlers can only be installed from the main thread (not in some notebook
+    runners); elsewhere Ctrl-C keeps its usual meaning."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: handler())
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler not installed from Python, which cannot be put back
+            signal.signal(signal.SIGINT, previous)
+
+
+def _stop_reason(interrupted: bool, t_start: float, cfg: TrainConfig, place: Placement) -> str | None:
+    """"interrupted" (Ctrl-C), "out of time" (``max_minutes``) or None, agreed by every rank."""
+    out_of_time = bool(cfg.max_minutes) and time.perf_counter() - t_start > 60 * cfg.max_minutes
+    if place.world > 1:  # every rank must agree to stop (clocks and Ctrl-C differ), or the rest hang
+        flags = torch.tensor([float(interrupted), float(out_of_time)], device=place.device)
+        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+        interrupted, out_of_time = bool(flags[0]), bool(flags[1])
+    return "interrupted" if interrupted else "out of time" if out_of_time else None
+
+
+class _Log:
+    """Sums the step statistics on the device (no sync per step) and turns them into log rows:
+    ``history``, ``<out>/log.csv`` and the progress bar. A context manager that closes the bar."""
+
+    def __init__(self, cfg: TrainConfig, place: Placement, step: int):
+        self.cfg, self.place, self.csv = cfg, place, Path(cfg.out) / "log.csv"
+        self.sums = torch.zeros(4, device=place.device)  # loss_d, loss_g, d_real, d_fake since the last row
+        self.n, self.t_start = 0, time.perf_counter()
+        self.t_row = self.t_start
+        self.bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True) \
+            if place.is_main and cfg.progress else None
+
+    def __enter__(self) -> _Log:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def add(self, stats: torch.Tensor) -> None:
+        self.sums += stats
+        self.n += 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def row(self, step: int) -> dict:
+        if self.place.world > 1:  # log the mean over ranks, and let all ranks see a NaN on any one of them
+            dist.all_reduce(self.sums)
+            self.sums /= self.place.world
+        means = (self.sums / self.n).tolist()
+        if not all(math.isfinite(v) for v in means):
+            raise TrainingDiverged(
+                f"loss became NaN/inf between steps {step - self.n} and {step} (loss_d={means[0]}, "
+                f"loss_g={means[1]}). The last good checkpoint ({self.csv.parent / 'checkpoint.pt'}) is kept. "
+                "Try a lower learning rate, --precision fp32, or the projection model with spectral norm.")
+        now = time.perf_counter()
+        images = self.n * self.cfg.d_steps * self.cfg.batch_size * self.place.world
+        row = {"step": step, "time_s": round(now - self.t_start, 2), "loss_d": means[0], "loss_g": means[1],
+               "d_real": means[2], "d_fake": means[3], "images_per_s": round(images / (now - self.t_row), 1)}
+        if self.place.is_main:
+            _append_csv(self.csv, row)
+        if self.bar is not None:
+            self.bar.set_postfix(loss_d=f"{means[0]:.3f}", loss_g=f"{means[1]:.3f}", img_s=row["images_per_s"])
+        self.sums.zero_()
+        self.n, self.t_row = 0, now
+        return row
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints and resuming
 
 
 TRAINING_KEYS = ("config", "step", "G", "D", "G_ema", "opt_g", "opt_d", "scaler_g", "scaler_d",
@@ -220,289 +590,73 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.mps.set_rng_state(state["mps"])
 
 
-# ----------------------------------------------------------------------------------------------
-# The loop
+def _save(state: TrainState, cfg: TrainConfig, path: Path, place: Placement, sums: torch.Tensor) -> None:
+    """Write the checkpoint (rank 0), with every rank's RNG so each continues its own noise stream."""
+    if not torch.isfinite(sums).all():  # never overwrite the last good checkpoint with diverged weights
+        raise TrainingDiverged(f"loss became NaN/inf before step {state.step}; not saving. The last good "
+                               f"checkpoint ({path}) is kept. Try a lower learning rate or --precision fp32.")
+    rng = [_rng_state(place.device)]
+    if place.world > 1:
+        rng = [None] * place.world
+        dist.all_gather_object(rng, {k: v.cpu() for k, v in _rng_state(place.device).items()})
+    if place.is_main:
+        save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), **state.state_dict(), "rng": rng,
+                               "versions": {"torch": str(torch.__version__)}})  # for a person reading the file
 
 
-class TrainingDiverged(CourseError, RuntimeError):
-    """Raised when a loss becomes NaN/inf; the last good checkpoint is kept."""
+def _resume(state: TrainState, cfg: TrainConfig, path: Path, place: Placement) -> None:
+    """Load ``path`` into ``state`` and this rank's RNG, after checking it is this run's checkpoint."""
+    saved = load_checkpoint(path, "cpu")  # RNG states must stay CPU tensors; load_state_dict moves the rest
+    require_keys(saved, TRAINING_KEYS, path, "a training checkpoint of this course")
+    if saved.get("format", 1) > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {saved['format']}, newer than this version of the "
+                              f"course reads ({CHECKPOINT_FORMAT}); update the course, or pass another --out")
+    check_model_config(saved["config"]["model"], cfg.model, path)
+    check_resume_config(saved["config"], cfg, path)
+    state.load_state_dict(saved, path)
+    _set_rng_state(saved["rng"][min(place.rank, len(saved["rng"]) - 1)], place.device)
+    if place.is_main:
+        _drop_log_rows_after(Path(cfg.out) / "log.csv", state.step)
+        print(f"resumed from {path} at step {state.step}")
 
 
-@dataclass
-class TrainResult:
-    G: nn.Module  # the raw generator (unwrapped from DDP/compile)
-    G_ema: nn.Module  # the EMA generator, BatchNorm statistics recomputed, in eval mode; sample from this one
-    D: nn.Module
-    step: int
-    history: list[dict]  # one row per log interval (also in <out>/log.csv)
-    out: Path
-    interrupted: bool = False
+def check_resume_config(saved: dict, cfg: TrainConfig, path: str | Path) -> None:
+    """Refuse to resume with settings that change what the run computes (``RESUME_MAY_CHANGE``
+    lists those that may change), naming each. The model is checked by ``check_model_config``;
+    fields newer than the checkpoint are not compared."""
+    wanted = cfg.to_dict()
+    changed = [f"--{k.replace('_', '-')} {v!r} (checkpoint: {saved[k]!r})" for k, v in wanted.items()
+               if k != "model" and k not in RESUME_MAY_CHANGE and k in saved and saved[k] != v]
+    if changed:
+        raise CheckpointError(f"{path} was trained with other settings: {', '.join(changed)}. A resumed run keeps its "
+                              "checkpoint's settings: drop these options to continue it, or start a new run "
+                              "with --overwrite or another --out")
 
 
-def _distributed_setup(device: torch.device) -> tuple[int, int, int]:
-    """rank, world size, local rank; initialises the process group under torchrun
-    (NCCL for CUDA tensors, gloo for CPU tensors, whatever the host has)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, 0
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
+def _drop_log_rows_after(log_csv: Path, step: int) -> None:
+    """Rows a crashed run logged after its last checkpoint: the resumed run logs those steps again."""
+    if not log_csv.is_file():
+        return
+    with open(log_csv, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [r for r in rows[1:] if r and int(r[0]) <= step]
+    if len(kept) < len(rows) - 1:
+        tmp = log_csv.with_name(log_csv.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(rows[:1] + kept)
+        os.replace(tmp, log_csv)
 
 
-def _unwrap(m: nn.Module) -> nn.Module:
-    m = getattr(m, "_orig_mod", m)  # torch.compile
-    return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
-
-
-def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = None) -> TrainResult:
-    """Train a conditional GAN as ``cfg`` says. ``data`` = (uint8 images, labels) skips loading.
-
-    Writes ``<out>/checkpoint.pt`` every ``ckpt_every`` steps and at the end (also on Ctrl-C),
-    ``<out>/log.csv`` and ``<out>/samples/step_XXXXXX.png``.
-    """
-    device = pick_device(cfg.device)
-    rank, world, local_rank = _distributed_setup(device)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    if device.type == "cpu" and cfg.threads:
-        torch.set_num_threads(cfg.threads)
+def _start_over(cfg: TrainConfig) -> None:
+    """A run from step 0: ``--overwrite`` clears the files of the run that was in ``out``, and the
+    log of an attempt that never reached a checkpoint (``--resume`` with none) is dropped."""
     out = Path(cfg.out)
-    ckpt_path = out / "checkpoint.pt"
-    is_main = rank == 0
-
-    amp_dtype = autocast_dtype(cfg.precision, device)
-    channels_last = uses_channels_last(cfg.channels_last, device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-    if data is None:
-        data = load_cifar10(cfg.data_root, train=True, source=cfg.data_source)
-    images, labels = data
-    num_classes = cfg.model.num_classes
-    if num_classes and int(labels.max()) >= num_classes:
-        raise DatasetError(f"the data has labels up to {int(labels.max())} but the model has "
-                           f"num_classes={num_classes}; set --num-classes {int(labels.max()) + 1}")
-    if images.shape[-1] != cfg.model.image_size:
-        raise DatasetError(f"the data has {images.shape[-1]}px images but the model expects "
-                           f"image_size={cfg.model.image_size}; set --image-size {images.shape[-1]}")
-
-    torch.manual_seed(cfg.seed + rank)  # different noise per rank, same init (broadcast by DDP)
-    G = build_generator(cfg.model).to(device)
-    D = build_discriminator(cfg.model).to(device)
-    if channels_last:
-        G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    ema = EMA(G, cfg.ema_decay, cfg.ema_start)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, cfg.beta2))
-    scaler_g = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    scaler_d = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    batches = DeviceBatches(images, labels, cfg.batch_size, device, hflip=cfg.hflip, seed=cfg.seed,
-                            rank=rank, world_size=world)
-    step, history = 0, []
-
-    if cfg.resume and ckpt_path.is_file():
-        state = load_checkpoint(ckpt_path, "cpu")  # RNG states must stay CPU tensors; load_state_dict moves the rest
-        require_keys(state, TRAINING_KEYS, ckpt_path, "a training checkpoint of this course")
-        check_model_config(state["config"]["model"], cfg.model, ckpt_path)
-        load_state_strict(G, state["G"], "generator", ckpt_path)
-        load_state_strict(D, state["D"], "discriminator", ckpt_path)
-        load_state_strict(ema.model, state["G_ema"], "EMA generator", ckpt_path)
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        scaler_g.load_state_dict(state["scaler_g"])
-        scaler_d.load_state_dict(state["scaler_d"])
-        batches.load_state_dict(state["batches"])
-        step, history = state["step"], state["history"]
-        _set_rng_state(state["rng"][min(rank, len(state["rng"]) - 1)], device)
-        if is_main:
-            print(f"resumed from {ckpt_path} at step {step}")
-    elif cfg.resume and is_main:
-        print(f"--resume: no checkpoint at {ckpt_path}, starting from scratch")
-
-    G_raw, D_raw = G, D
-    if world > 1:
-        ddp_kw = {"device_ids": [device.index]} if device.type == "cuda" else {}
-        G = nn.parallel.DistributedDataParallel(G, **ddp_kw)
-        D = nn.parallel.DistributedDataParallel(D, **ddp_kw)
-    if cfg.compile:
-        G, D = torch.compile(G), torch.compile(D)
-
-    d_loss_fn, g_loss_fn = LOSSES[resolved_loss(cfg)]
-    d_has_batchnorm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D_raw.modules())
-    autocast = torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
-
-    def random_labels(n: int) -> torch.Tensor | None:
-        return torch.randint(0, num_classes, (n,), device=device) if num_classes else None
-
-    def augment(x: torch.Tensor) -> torch.Tensor:
-        x = diff_augment(x, cfg.diffaug) if cfg.diffaug else x
-        return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-    def checkpoint() -> None:
-        # never overwrite the last good checkpoint with diverged weights
-        if not (torch.isfinite(sums).all() and torch.isfinite(loss_g.detach()) and torch.isfinite(loss_d.detach())):
-            raise TrainingDiverged(
-                f"loss became NaN/inf before step {step}; not saving. The last good checkpoint "
-                f"({ckpt_path}) is kept. Try a lower learning rate or --precision fp32.")
-        rng = [_rng_state(device)]
-        if world > 1:  # every rank's RNG, so each continues its own noise stream
-            rng_all = [None] * world
-            dist.all_gather_object(rng_all, {k: v.cpu() for k, v in rng[0].items()})
-            rng = rng_all
-        if not is_main:
-            return
-        save_checkpoint(ckpt_path, {
-            "format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), "step": step,
-            "G": G_raw.state_dict(), "D": D_raw.state_dict(), "G_ema": ema.model.state_dict(),
-            "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "scaler_g": scaler_g.state_dict(), "scaler_d": scaler_d.state_dict(),
-            "batches": batches.state_dict(), "history": history, "rng": rng,
-            "versions": {"torch": str(torch.__version__)},
-        })
-
-    def save_samples() -> None:
-        if is_main:
-            save_image_grid(sample_grid(ema.calibrated(), per_class=10, seed=1234), out / "samples" / f"step_{step:06d}.png", nrow=10)
-
-    # Ctrl-C: finish the current step, then checkpoint and return (SIGINT handler sets a flag so
-    # the checkpoint is never written half-way through an optimiser update)
-    stop = {"flag": False}
-    previous_handler = None
-    if threading_main():
-        previous_handler = signal.signal(signal.SIGINT, lambda *_: stop.update(flag=True))
-
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        print(f"device {device}, precision {amp_dtype or torch.float32}, channels_last {channels_last}, "
-              f"world {world}, G {sum(p.numel() for p in G_raw.parameters()):,} params, "
-              f"D {sum(p.numel() for p in D_raw.parameters()):,} params")
-    bar = None
-    if is_main and cfg.progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=cfg.steps, initial=step, desc="train", dynamic_ncols=True)
-    sums = torch.zeros(4, device=device)  # loss_d, loss_g, d_real, d_fake, summed on device (no sync per step)
-    n_sum, t_log, t_start = 0, time.perf_counter(), time.perf_counter()
-    interrupted = False
-    loss_d = loss_g = torch.zeros((), device=device)  # defined even if no step runs (resume at the end)
-    G.train()
-    D.train()
-    try:
-        while step < cfg.steps:
-            for _ in range(cfg.d_steps):
-                x_real, y_real = next(batches)
-                z = torch.randn(cfg.batch_size, cfg.model.z_dim, device=device)
-                y_fake = y_real if cfg.fake_labels == "real" else random_labels(cfg.batch_size)
-                with torch.no_grad(), autocast:
-                    x_fake = G(z, y_fake)
-                with autocast:
-                    if d_has_batchnorm:
-                        # BatchNorm must not mix the two: its batch statistics would tell D which
-                        # half is fake, and the G step (fakes only) would see other statistics
-                        d_real = D(augment(x_real), y_real).float()
-                        d_fake = D(augment(x_fake.to(x_real.dtype)), y_fake).float()
-                    else:  # one call on real and fake together: one pass instead of two
-                        x_both = augment(torch.cat([x_real, x_fake.to(x_real.dtype)]))
-                        y_both = torch.cat([y_real, y_fake]) if num_classes else None
-                        d_real, d_fake = D(x_both, y_both).float().chunk(2)
-                    loss_d = d_loss_fn(d_real, d_fake)
-                opt_d.zero_grad(set_to_none=True)
-                scaler_d.scale(loss_d).backward()
-                scaler_d.step(opt_d)
-                scaler_d.update()
-            if not cfg.reuse_fakes:
-                z = torch.randn(cfg.batch_size, cfg.model.z_dim, device=device)
-                y_fake = random_labels(cfg.batch_size)
-            with autocast:
-                loss_g = g_loss_fn(D(augment(G(z, y_fake)), y_fake).float())
-            opt_g.zero_grad(set_to_none=True)
-            scaler_g.scale(loss_g).backward()
-            scaler_g.step(opt_g)
-            scaler_g.update()
-            step += 1
-            ema.update(G_raw, step)
-            sums += torch.stack([loss_d.detach(), loss_g.detach(), d_real.detach().mean(), d_fake.detach().mean()])
-            n_sum += 1
-
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                if world > 1:  # log the mean over ranks, and let all ranks see a NaN on any one of them
-                    dist.all_reduce(sums)
-                    sums /= world
-                means = (sums / n_sum).tolist()
-                if not all(math.isfinite(v) for v in means):
-                    raise TrainingDiverged(
-                        f"loss became NaN/inf between steps {step - n_sum} and {step} "
-                        f"(loss_d={means[0]}, loss_g={means[1]}). The last good checkpoint "
-                        f"({ckpt_path}) is kept. Try a lower learning rate, --precision fp32, or "
-                        "the projection model with spectral norm.")
-                now = time.perf_counter()
-                row = {"step": step, "time_s": round(now - t_start, 2), "loss_d": means[0], "loss_g": means[1],
-                       "d_real": means[2], "d_fake": means[3],
-                       "images_per_s": round(n_sum * cfg.d_steps * cfg.batch_size * world / (now - t_log), 1)}
-                history.append(row)
-                if is_main:
-                    _append_csv(out / "log.csv", row)
-                if bar is not None:
-                    bar.set_postfix(loss_d=f"{means[0]:.3f}", loss_g=f"{means[1]:.3f}", img_s=row["images_per_s"])
-                sums.zero_()
-                n_sum, t_log = 0, now
-            if bar is not None:
-                bar.update(1)
-            if step % cfg.sample_every == 0:
-                save_samples()
-            out_of_time = bool(cfg.max_minutes) and time.perf_counter() - t_start > 60 * cfg.max_minutes
-            if world > 1:  # every rank must agree to stop (clocks and Ctrl-C differ), or the rest hang
-                flags = torch.tensor([float(stop["flag"]), float(out_of_time)], device=device)
-                dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-                stop["flag"], out_of_time = bool(flags[0]), bool(flags[1])
-            if step % cfg.ckpt_every == 0 or out_of_time or stop["flag"]:
-                checkpoint()
-            if (out_of_time or stop["flag"]) and step % cfg.sample_every:
-                save_samples()  # a run cut short by time or Ctrl-C still ends with a grid of its last step
-            if out_of_time:
-                if is_main:
-                    print(f"\nstopping at step {step}: --max-minutes {cfg.max_minutes} reached")
-                break
-            if stop["flag"]:
-                interrupted = True
-                if is_main:
-                    print(f"\ninterrupted: checkpoint saved at step {step}; continue with --resume")
-                break
-        else:
-            checkpoint()
-            if step % cfg.sample_every:  # else the loop has just drawn this step's grid
-                save_samples()
-    finally:
-        if bar is not None:
-            bar.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGINT, previous_handler)
-    if world > 1:
-        # DDP syncs buffers (BN statistics, spectral-norm vectors) from rank 0 at the start of
-        # each forward; the last forward left them rank-local, so sync once more at the end
-        for buf in [*G_raw.buffers(), *D_raw.buffers(), *ema.model.buffers()]:
-            dist.broadcast(buf, 0)
-    return TrainResult(_unwrap(G), ema.calibrated(), _unwrap(D), step, history, out, interrupted)
-
-
-def threading_main() -> bool:
-    """Signal handlers can only be installed from the main thread (not in some notebook runners)."""
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-def _append_csv(path: Path, row: dict) -> None:
-    new = not path.is_file()
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    if cfg.resume:  # (and no checkpoint: train() resumes when there is one)
+        print(f"--resume: no checkpoint at {out / 'checkpoint.pt'}, starting from scratch")
+    stale = [out / "log.csv"] + ([out / "checkpoint.pt", *out.glob("samples/step_*.png")] if cfg.overwrite else [])
+    for path in stale:
+        path.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
 
 
 def load_generator_from_checkpoint(path: str | Path, ema: bool = True, device: str | torch.device = "cpu") -> nn.Module:
@@ -518,38 +672,27 @@ def load_generator_from_checkpoint(path: str | Path, ema: bool = True, device: s
 # Command line
 
 
-def _add_dataclass_args(parser: argparse.ArgumentParser, cls, prefix_skip: set[str]) -> None:
-    comments = _field_comments(cls)
+def _add_dataclass_args(parser: argparse.ArgumentParser, cls, skip: set[str]) -> None:
+    """One ``--flag`` per dataclass field, its help text from the field's ``metadata["help"]``."""
     for f in dataclasses.fields(cls):
-        if f.name in prefix_skip:
+        if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        help_text = f"{comments.get(f.name, '')} (default: {default})"
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default})".lstrip()
         if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
         else:
             kind = {"int": int, "float": float}.get(str(f.type), str)
-            parser.add_argument(flag, type=kind, default=default, help=help_text)
-
-
-def _field_comments(cls) -> dict[str, str]:
-    """The ``# comment`` after each dataclass field, so --help documents every option."""
-    import inspect
-
-    out = {}
-    for line in inspect.getsource(cls).splitlines():
-        line = line.strip()
-        if ":" in line and "#" in line and not line.startswith(("#", "def", "class")):
-            out[line.split(":")[0].strip()] = line.split("#", 1)[1].strip()
-    return out
+            parser.add_argument(flag, type=kind, default=f.default, help=help_text)
 
 
 def config_from_args(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(
         prog="python -m cgan_course.train",
-        description="Train a conditional GAN on CIFAR-10 (or your own class folders). "
-                    "Runs on CPU, CUDA or MPS; under torchrun it uses DistributedDataParallel.")
+        description="Train a conditional GAN on CIFAR-10: the official batches, a class-folder tree or .tar.gz "
+                    "of CIFAR-10's ten classes (such as the JPEG mirror), or the committed 1,000-image sample "
+                    "(--data-source). Other class sets need cgan_course.data.load_image_folder and train() in "
+                    "Python. Runs on CPU, CUDA or MPS; under torchrun it uses DistributedDataParallel.")
     model = parser.add_argument_group("model")
     _add_dataclass_args(model, ModelConfig, set())
     _add_dataclass_args(parser, TrainConfig, {"model"})
@@ -560,9 +703,8 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cfg = config_from_args(argv)
     try:
-        result = run_cli(lambda: train(cfg), "python -m cgan_course.train")
+        result = run_cli(lambda: train(config_from_args(argv)), "python -m cgan_course.train")
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

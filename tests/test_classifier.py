@@ -160,11 +160,6 @@ def test_training_command_records_this_machine(tmp_path, one_thread):
         assert training["hardware"].startswith(model_name.split(":", 1)[1].strip())
 
 
-CLASSIFIER_SOURCE = Path(C.__file__).read_text()
-
-
-@pytest.mark.xfail("from .train import" in CLASSIFIER_SOURCE, strict=False,
-                   reason="classifier.py still takes cpu_has_native_bf16 from train.py (moving to runtime.py)")
 def test_importing_the_classifier_does_not_import_the_training_loop():
     code = "import sys, cgan_course.classifier; print(' '.join(m for m in sys.modules if m.startswith('cgan_course')))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60,

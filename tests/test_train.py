@@ -1,9 +1,12 @@
-"""The training engine: EMA, exact resume, NaN stop, checkpoint safety, Ctrl-C, DDP, CLI."""
+"""The training engine: the step, its state, EMA, exact resume (also of the previous code's
+checkpoints), NaN stop, checkpoint safety, Ctrl-C, DDP, CLI."""
 import dataclasses
+import io
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 import textwrap
 import time
 from pathlib import Path
@@ -12,12 +15,12 @@ import pytest
 import torch
 
 import cgan_course.train as train_mod
-from cgan_course.data import load_cifar10
+from cgan_course.data import DeviceBatches, load_cifar10
 from cgan_course.losses import d_loss_hinge, g_loss_hinge
 from cgan_course.models import ModelConfig
 from cgan_course.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
-from cgan_course.train import (EMA, TrainConfig, TrainingDiverged, load_generator_from_checkpoint, train,
-                               uses_channels_last)
+from cgan_course.train import (EMA, GANLoss, Placement, TrainConfig, TrainingDiverged, TrainState, config_from_args,
+                               gan_step, load_generator_from_checkpoint, train, uses_channels_last)
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ModelConfig(g_width=8, d_width=8, z_dim=16)
@@ -300,3 +303,221 @@ def test_fake_labels_and_reuse(tmp_path, sample, monkeypatch, fake_labels, reuse
     for (_, z_d, y_d), (_, z_g, y_g), (_, y_real) in zip(d_calls, g_calls, reals):
         assert torch.equal(y_d, y_real) == (fake_labels == "real")
         assert torch.equal(z_d, z_g) == reuse and torch.equal(y_d, y_g) == reuse
+
+
+# ----------------------------------------------------------------------------------------------
+# gan_step, TrainState and what train() takes in
+
+
+CPU = Placement(torch.device("cpu"))
+
+
+def r1_penalty(D, x_real, y_real, x_fake, y_fake, gamma: float = 10.0) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): gamma/2 E||grad_x D(x)||^2 on real images, written as a new
+    function and passed in, as a student would."""
+    x = x_real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x, y_real).sum(), x, create_graph=True)  # [B, 3, H, W]
+    return gamma / 2 * grad.square().sum(dim=[1, 2, 3]).mean()
+
+
+def test_gan_step_makes_d_steps_updates_of_d_then_one_of_g(tmp_path, sample):
+    cfg = tiny_cfg(tmp_path, d_steps=3)
+    seen = []
+    batches = (seen.append(b) or b for b in DeviceBatches(*sample, cfg.batch_size))
+    state = TrainState.new(cfg, batches, CPU)
+    stats = gan_step(state, GANLoss.named("hinge"), cfg)
+    assert len(seen) == 3 and state.step == 1
+    assert int(state.opt_d.state_dict()["state"][0]["step"]) == 3
+    assert int(state.opt_g.state_dict()["state"][0]["step"]) == 1
+    assert stats.shape == (4,) and torch.isfinite(stats).all() and not stats.requires_grad
+
+
+def test_a_penalty_is_a_new_function_not_an_edit(tmp_path, sample):
+    """GANLoss(penalty=...) adds e.g. R1 to D's loss; the same step without it is reproducible, so
+    the difference is the penalty's."""
+    cfg = tiny_cfg(tmp_path)
+    shapes = []
+
+    def recorded_r1(D, x_real, y_real, x_fake, y_fake):
+        shapes.append((tuple(x_real.shape), tuple(y_real.shape), tuple(x_fake.shape)))
+        return r1_penalty(D, x_real, y_real, x_fake, y_fake)
+
+    def one_step(loss: GANLoss) -> TrainState:
+        state = TrainState.new(cfg, DeviceBatches(*sample, cfg.batch_size), CPU)
+        gan_step(state, loss, cfg)
+        return state
+
+    plain, again = one_step(GANLoss(d_loss_hinge, g_loss_hinge)), one_step(GANLoss(d_loss_hinge, g_loss_hinge))
+    with_r1 = one_step(GANLoss(d_loss_hinge, g_loss_hinge, penalty=recorded_r1))
+    assert shapes == [((8, 3, 32, 32), (8,), (8, 3, 32, 32))]
+    assert states_equal(plain.D.state_dict(), again.D.state_dict())
+    assert not states_equal(plain.D.state_dict(), with_r1.D.state_dict())
+
+
+def test_train_state_load_is_the_inverse_of_save(tmp_path, sample):
+    """A state loaded from another's saved state_dict holds equal tensors and takes the same next step."""
+    cfg, loss = tiny_cfg(tmp_path), GANLoss.named("hinge")
+    a = TrainState.new(cfg, DeviceBatches(*sample, cfg.batch_size, seed=0), CPU)
+    for _ in range(2):
+        a.history.append({"step": a.step + 1, "loss_d": gan_step(a, loss, cfg)[0].item()})
+    other = dataclasses.replace(cfg, seed=1)
+    b = TrainState.new(other, DeviceBatches(*sample, cfg.batch_size, seed=1), CPU)
+    file = io.BytesIO()  # through a file, as a checkpoint goes: loading shares no tensor with `a`
+    torch.save(a.state_dict(), file)
+    b.load_state_dict(torch.load(io.BytesIO(file.getvalue()), weights_only=True))
+    sa, sb = a.state_dict(), b.state_dict()
+    assert set(sa) == set(sb) == set(train_mod.TRAINING_KEYS) - {"config", "rng"}
+    assert all(states_equal(sa[k], sb[k]) for k in ("G", "D", "G_ema"))
+    assert (sb["step"], sb["history"], sb["batches"]) == (2, sa["history"], sa["batches"])
+    assert states_equal(sa["opt_d"]["state"][0], sb["opt_d"]["state"][0])
+    torch.manual_seed(5)
+    next_a = gan_step(a, loss, cfg)
+    torch.manual_seed(5)
+    assert torch.equal(next_a, gan_step(b, loss, cfg))
+
+
+def test_batches_argument_replaces_the_input_pipeline(tmp_path, sample):
+    """train(batches=...) takes the (x, y) it is given and loads no data (the configured folder
+    does not exist)."""
+    x, y = next(DeviceBatches(*sample, 8))
+    fed = []
+
+    def batches():
+        while True:
+            fed.append(1)
+            yield x, y
+
+    cfg = tiny_cfg(tmp_path, steps=3, d_steps=2, data_source="folder", data_root=str(tmp_path / "nowhere"))
+    res = train(cfg, batches=batches())
+    assert res.step == 3 and len(fed) == 6
+
+
+def test_zero_turns_log_sample_and_checkpoint_intervals_off(tmp_path, sample, monkeypatch):
+    """0 = off: no log rows, no grids, and a checkpoint only at the end of the run."""
+    saved_at = []
+    monkeypatch.setattr(train_mod, "save_checkpoint", lambda path, state: saved_at.append(state["step"]))
+    res = train(tiny_cfg(tmp_path, steps=4, log_every=0, sample_every=0, ckpt_every=0), sample)
+    assert res.history == [] and not (res.out / "log.csv").exists() and not (res.out / "samples").exists()
+    assert saved_at == [4]
+    saved_at.clear()
+    train(tiny_cfg(tmp_path / "b", steps=4, ckpt_every=2), sample)
+    assert saved_at == [2, 4]
+
+
+def test_ema_start_copies_g_until_then():
+    model = torch.nn.Linear(2, 1)
+    ema = EMA(model, decay=0.9, start=5)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model, step=4)  # before start: the average is G itself
+    assert torch.equal(ema.model.weight, model.weight)
+    before = ema.model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model, step=5)  # at start the warm-up begins: decay min(0.9, 1/10)
+    assert torch.allclose(ema.model.weight, 0.1 * before + 0.9 * model.weight)
+    assert not torch.equal(ema.model.weight, model.weight)
+
+
+def test_ema_start_in_training(tmp_path, sample):
+    """With ema_start after the last step the EMA generator has G's weights; with 0 it does not."""
+    late = train(tiny_cfg(tmp_path / "late", steps=3, ema_start=10), sample)
+    early = train(tiny_cfg(tmp_path / "early", steps=3, ema_start=0), sample)
+    params = lambda m: dict(m.named_parameters())  # noqa: E731  (BN buffers are recomputed for sampling)
+    assert states_equal(params(late.G), params(late.G_ema))
+    assert not states_equal(params(early.G), params(early.G_ema))
+
+
+def test_tf32_is_an_explicit_option_set_only_while_training(tmp_path, sample):
+    seen = []
+
+    def d_loss(d_real, d_fake):
+        seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        return d_loss_hinge(d_real, d_fake)
+
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    train(tiny_cfg(tmp_path / "on", steps=1, tf32=True), sample, loss=GANLoss(d_loss, g_loss_hinge))
+    train(tiny_cfg(tmp_path / "off", steps=1), sample, loss=GANLoss(d_loss, g_loss_hinge))
+    assert seen == [(True, True), (False, False)]  # the default is off: --precision fp32 means fp32
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+
+
+def test_every_option_has_help_from_its_field(capsys):
+    with pytest.raises(SystemExit):
+        config_from_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for f in dataclasses.fields(TrainConfig):
+        if f.name != "model":
+            assert f.metadata.get("help"), f.name
+            assert f"--{f.name.replace('_', '-')}" in text
+    assert "generator updates (default: 2000)" in text and "0 = no log" in text
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints written by the code before TrainState (the format of the runs in flight then)
+
+
+OLD_COMMIT = "cb6743c"
+OLD_RUNS = textwrap.dedent("""
+    import sys, torch, cgan_course
+    from cgan_course.models import ModelConfig
+    from cgan_course.train import TrainConfig, train
+    data, root = torch.load(sys.argv[1]), sys.argv[2]
+    print(cgan_course.__file__)
+    for arch in ("classic", "projection"):
+        for steps in (3, 6):
+            cfg = TrainConfig(model=ModelConfig(g_width=8, d_width=8, z_dim=16, arch=arch), batch_size=8,
+                              steps=steps, out=f"{root}/{arch}-{steps}", log_every=1, sample_every=1000,
+                              ckpt_every=1000, progress=False, threads=1, diffaug="color,translation,cutout")
+            res = train(cfg, data)
+            torch.save({"G": res.G.state_dict(), "D": res.D.state_dict(), "G_ema": res.G_ema.state_dict()},
+                       f"{root}/{arch}-{steps}/result.pt")
+""")
+
+
+def test_checkpoints_of_the_previous_code_resume_bit_exactly(tmp_path, sample):
+    """The code at OLD_COMMIT (its whole package, from git) trains 3 steps and, separately, 6;
+    this code resumes the 3-step checkpoint to 6 and also trains 6 from scratch. All three
+    6-step results are bit-identical: the old file loads, and the new loop is the old one."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", OLD_COMMIT, "cgan_course"], capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"needs the repository's git history (commit {OLD_COMMIT})")
+    old = tmp_path / "old"
+    tarfile.open(fileobj=io.BytesIO(archive.stdout)).extractall(old, filter="data")
+    torch.save(sample, tmp_path / "sample.pt")
+    (tmp_path / "old_runs.py").write_text(OLD_RUNS)
+    ran = subprocess.run([sys.executable, str(tmp_path / "old_runs.py"), str(tmp_path / "sample.pt"), str(tmp_path)],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(old)}, capture_output=True, text=True,
+                         timeout=300)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stdout.startswith(str(old)), ran.stdout  # the old package ran, not this one
+    for arch in ("classic", "projection"):
+        old_full = torch.load(tmp_path / f"{arch}-6" / "result.pt", weights_only=True)
+        cfg = tiny_cfg(tmp_path, model=dataclasses.replace(TINY, arch=arch), steps=6,
+                       diffaug="color,translation,cutout")
+        resumed = train(dataclasses.replace(cfg, out=str(tmp_path / f"{arch}-3"), resume=True), sample)
+        fresh = train(dataclasses.replace(cfg, out=str(tmp_path / f"new-{arch}")), sample)
+        for res in (resumed, fresh):
+            assert res.step == 6
+            assert all(states_equal(old_full[k], getattr(res, k).state_dict()) for k in ("G", "D", "G_ema")), arch
+        a = load_checkpoint(tmp_path / f"{arch}-6" / "checkpoint.pt")
+        b = load_checkpoint(tmp_path / f"{arch}-3" / "checkpoint.pt")
+        assert [r["loss_d"] for r in a["history"]] == [r["loss_d"] for r in b["history"]]
+        assert states_equal(a["opt_d"]["state"][0], b["opt_d"]["state"][0])
+        assert set(a) == set(b) and set(a["config"]) <= set(b["config"])  # same keys; new config fields only added
+        log = (tmp_path / f"{arch}-3" / "log.csv").read_text().splitlines()
+        assert [int(row.split(",")[0]) for row in log[1:]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_fp16_trains_with_a_grad_scaler_and_resumes_exactly(tmp_path, sample):
+    """The GPU-without-native-bf16 path (fp16 autocast + GradScaler), run on the CPU: the scaler is
+    on, saved and restored; a run that started in fp32 (disabled scaler, saved as {}) may resume in fp16."""
+    full = train(tiny_cfg(tmp_path / "a", steps=2, precision="fp16", sample_every=0), sample)
+    train(tiny_cfg(tmp_path / "b", steps=1, precision="fp16", sample_every=0), sample)
+    resumed = train(tiny_cfg(tmp_path / "b", steps=2, precision="fp16", sample_every=0, resume=True), sample)
+    assert states_equal(full.G.state_dict(), resumed.G.state_dict())
+    saved = load_checkpoint(tmp_path / "b" / "run" / "checkpoint.pt")
+    assert "scale" in saved["scaler_g"] and "scale" in saved["scaler_d"]  # enabled scalers ({} when off)
+    train(tiny_cfg(tmp_path / "c", steps=1, precision="fp32", sample_every=0), sample)
+    assert load_checkpoint(tmp_path / "c" / "run" / "checkpoint.pt")["scaler_g"] == {}
+    assert train(tiny_cfg(tmp_path / "c", steps=2, precision="fp16", sample_every=0, resume=True), sample).step == 2
