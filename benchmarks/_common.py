@@ -13,33 +13,15 @@ from pathlib import Path
 
 import torch
 
+from cgan_course import runtime
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name from /proc/cpuinfo (Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def cpu_flags() -> list[str]:
     """The CPU features that decide whether bf16 pays off on a CPU (AVX-512 BF16, AMX)."""
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    have = set(line.split(":", 1)[1].split())
-                    return [w for w in wanted if w in have]
-    except OSError:
-        pass
-    return []
+    have = runtime.cpu_flags()
+    return [w for w in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if w in have]
 
 
 def usable_cores() -> int:
@@ -54,7 +36,7 @@ def hardware(device: torch.device | str = "cpu") -> dict:
     """What the numbers were measured on; part of every JSON line."""
     device = torch.device(device)
     info = {
-        "cpu": cpu_model(),
+        "cpu": runtime.cpu_model(),
         "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "usable_cores": usable_cores(),

@@ -18,7 +18,6 @@ import errno
 import hashlib
 import json
 import os
-import platform
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,6 +29,7 @@ import torch.nn as nn
 from .data import CLASSES
 from .errors import CourseError, MissingFile
 from .models import ModelConfig
+from .runtime import cpu_model
 
 
 class CheckpointError(CourseError):
@@ -190,11 +190,7 @@ def describe_hardware(device: str | torch.device = "cpu") -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), model)
-    return f"{model}, {os.cpu_count()} cores"
+    return f"{cpu_model()}, {os.cpu_count()} cores"
 
 
 # ----------------------------------------------------------------------------------------------

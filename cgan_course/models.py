@@ -18,7 +18,7 @@ Two families:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -28,18 +28,23 @@ from torch.nn.utils.parametrizations import spectral_norm
 from .errors import CourseError
 
 
+def config_field(default, help: str):
+    """A config dataclass field with its ``--help`` text (the training CLI reads it)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class ModelConfig:
-    arch: str = "projection"  # "classic" (concat + BCE) or "projection" (CBN + SN + projection, hinge)
-    backbone: str = "dcgan"  # "dcgan" (CPU-friendly CNN) or "resnet" (SNGAN ResNet; projection only)
-    image_size: int = 32  # 32, 64 or 128 pixels
-    num_classes: int = 10  # 0 builds the unconditional model
-    z_dim: int = 128  # latent size
-    g_width: int = 64  # generator base channel count (the widest layer has 4-8x this)
-    d_width: int = 64  # discriminator base channel count
-    embed_dim: int = 50  # classic CGAN: size of the label embedding concatenated to z
-    out_cbn: bool = True  # projection G: the last BatchNorm (before the RGB conv) is class-conditional too
-    g_init: str = "pytorch"  # projection G weights: "pytorch" (the layers' defaults) or "xavier" (SNGAN/BigGAN)
+    arch: str = config_field("projection", "'classic' (concat + BCE) or 'projection' (CBN + SN + projection, hinge)")
+    backbone: str = config_field("dcgan", "'dcgan' (CPU-friendly CNN) or 'resnet' (SNGAN ResNet; projection only)")
+    image_size: int = config_field(32, "32, 64 or 128 pixels")
+    num_classes: int = config_field(10, "0 builds the unconditional model")
+    z_dim: int = config_field(128, "latent size")
+    g_width: int = config_field(64, "generator base channel count (the widest layer has 4-8x this)")
+    d_width: int = config_field(64, "discriminator base channel count")
+    embed_dim: int = config_field(50, "classic CGAN: size of the label embedding concatenated to z")
+    out_cbn: bool = config_field(True, "projection G: the last BatchNorm (before the RGB conv) is class-conditional too")
+    g_init: str = config_field("pytorch", "projection G weights: 'pytorch' (the layers' defaults) or 'xavier' (SNGAN/BigGAN)")
 
     def __post_init__(self):
         if self.arch not in ("classic", "projection"):

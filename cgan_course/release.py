@@ -69,7 +69,7 @@ def training_command(config: dict, steps: int | None = None, out: str = "runs/pr
     args = []
     for values, base in ((config["model"], defaults["model"]), (config, defaults)):
         for k, v in values.items():
-            if k in ("model", "resume", "progress") or v == base.get(k):
+            if k in ("model", "resume", "overwrite", "progress") or v == base.get(k):
                 continue
             flag = "--" + k.replace("_", "-")
             args.append((flag if v else "--no-" + k.replace("_", "-")) if isinstance(v, bool) else f"{flag} {v}")

@@ -39,7 +39,7 @@ from .data import DatasetError, DeviceBatches, describe_source, load_cifar10, re
 from .diffaugment import diff_augment
 from .errors import CourseError, run_cli
 from .losses import LOSSES
-from .models import ModelConfig, build_discriminator, build_generator
+from .models import ModelConfig, build_discriminator, build_generator, config_field
 from .runtime import (PRECISIONS, autocast, autocast_dtype, pick_device, precision_name, tf32, uses_channels_last,
                       uses_grad_scaler)
 from .runtime import cpu_has_native_bf16  # noqa: F401  (notebook 04 imports it from here)
@@ -48,50 +48,45 @@ from .sampling import recalibrate_batchnorm, sample_grid, save_image_grid
 CHECKPOINT_FORMAT = 1  # bumped when a checkpoint's layout changes; a newer file is refused by name
 
 
-def _opt(default, help: str):
-    """A config field and its ``--help`` text."""
-    return field(default=default, metadata={"help": help})
-
-
 @dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     # data
-    data_source: str = _opt("auto", "auto | torchvision | folder | sample (see cgan_course.data)")
-    data_root: str | None = _opt(None, "folder or .tar.gz; None: the repository's data/ (or $CGAN_COURSE_CIFAR10)")
-    hflip: bool = _opt(True, "random horizontal flips of the real images")
+    data_source: str = config_field("auto", "auto | torchvision | folder | sample (see cgan_course.data)")
+    data_root: str | None = config_field(None, "folder or .tar.gz; None: the repository's data/ (or $CGAN_COURSE_CIFAR10)")
+    hflip: bool = config_field(True, "random horizontal flips of the real images")
     # optimisation
-    steps: int = _opt(2000, "generator updates")
-    batch_size: int = _opt(64, "images per batch")
-    d_steps: int = _opt(1, "discriminator updates per generator update")
-    lr_g: float = _opt(2e-4, "generator learning rate (Adam)")
-    lr_d: float = _opt(2e-4, "discriminator learning rate (Adam)")
-    beta1: float = _opt(0.0, "Adam beta1: 0.0 for hinge/SN models (SNGAN, BigGAN), 0.5 for DCGAN")
-    beta2: float = _opt(0.999, "Adam beta2")
-    loss: str = _opt("auto", "bce | hinge; auto: bce for classic, hinge for projection")
-    ema_decay: float = _opt(0.999, "EMA of G's weights, used for sampling; 0 turns it off")
-    ema_start: int = _opt(0, "step at which averaging starts (before it the EMA copies G)")
-    fake_labels: str = _opt("uniform", "labels of the D step's fakes: 'uniform' random or 'real' (the real batch's)")
-    reuse_fakes: bool = _opt(False, "the G step reuses the last D step's z and labels instead of drawing new ones")
-    diffaug: str = _opt("", "DiffAugment ops, e.g. 'color,translation,cutout'; '' = off")
+    steps: int = config_field(2000, "generator updates")
+    batch_size: int = config_field(64, "images per batch")
+    d_steps: int = config_field(1, "discriminator updates per generator update")
+    lr_g: float = config_field(2e-4, "generator learning rate (Adam)")
+    lr_d: float = config_field(2e-4, "discriminator learning rate (Adam)")
+    beta1: float = config_field(0.0, "Adam beta1: 0.0 for hinge/SN models (SNGAN, BigGAN), 0.5 for DCGAN")
+    beta2: float = config_field(0.999, "Adam beta2")
+    loss: str = config_field("auto", "bce | hinge; auto: bce for classic, hinge for projection")
+    ema_decay: float = config_field(0.999, "EMA of G's weights, used for sampling; 0 turns it off")
+    ema_start: int = config_field(0, "step at which averaging starts (before it the EMA copies G)")
+    fake_labels: str = config_field("uniform", "labels of the D step's fakes: 'uniform' random or 'real' (the real batch's)")
+    reuse_fakes: bool = config_field(False, "the G step reuses the last D step's z and labels instead of drawing new ones")
+    diffaug: str = config_field("", "DiffAugment ops, e.g. 'color,translation,cutout'; '' = off")
     # run
-    seed: int = _opt(0, "seed of the initial weights, the noise and the data order")
-    device: str = _opt("auto", "auto | cpu | cuda | cuda:1 | mps")
-    precision: str = _opt("auto", "auto | fp32 | bf16 | fp16 (auto: bf16 where the GPU or CPU computes it "
+    seed: int = config_field(0, "seed of the initial weights, the noise and the data order")
+    device: str = config_field("auto", "auto | cpu | cuda | cuda:1 | mps")
+    precision: str = config_field("auto", "auto | fp32 | bf16 | fp16 (auto: bf16 where the GPU or CPU computes it "
                                   "natively, fp16 with loss scaling on other GPUs, fp32 on other CPUs and MPS)")
-    tf32: bool = _opt(False, "let CUDA run fp32 matmuls and convolutions as TF32 (faster on Ampere and newer, "
+    tf32: bool = config_field(False, "let CUDA run fp32 matmuls and convolutions as TF32 (faster on Ampere and newer, "
                              "10-bit mantissa); off so that --precision fp32 means fp32")
-    channels_last: str = _opt("auto", "auto | on | off (auto: on for CUDA and CPU, off for MPS)")
-    compile: bool = _opt(False, "torch.compile G and D (CUDA; slow to start)")
-    threads: int = _opt(0, "CPU threads for torch; 0 = all cores")
-    max_minutes: float = _opt(0.0, "stop (and checkpoint) after this wall time; 0 = no limit")
-    out: str = _opt("runs/cgan", "run folder: checkpoint.pt, log.csv, samples/")
-    log_every: int = _opt(50, "steps per row of log.csv (and at the last step); 0 = no log")
-    sample_every: int = _opt(500, "steps per sample grid in samples/ (and at the end); 0 = no grids")
-    ckpt_every: int = _opt(500, "steps per checkpoint; 0 = only at the end (and on Ctrl-C or --max-minutes)")
-    progress: bool = _opt(True, "tqdm progress bar")
-    resume: bool = _opt(False, "continue from <out>/checkpoint.pt (starts afresh if there is none)")
-    overwrite: bool = _opt(False, "start over in an --out that holds a run: deletes its checkpoint, log and samples")
+    channels_last: str = config_field("auto", "auto | on | off (auto: on for CUDA and CPU, off for MPS)")
+    compile: bool = config_field(False, "torch.compile G and D (CUDA; slow to start)")
+    threads: int = config_field(0, "CPU threads for torch; 0 = all cores")
+    max_minutes: float = config_field(0.0, "stop (and checkpoint) after this wall time; 0 = no limit")
+    out: str = config_field("runs/cgan", "run folder: checkpoint.pt, log.csv, samples/")
+    log_every: int = config_field(50, "steps per row of log.csv (and at the last step); 0 = no log")
+    sample_every: int = config_field(500, "steps per sample grid in samples/ (and at the end); 0 = no grids")
+    ckpt_every: int = config_field(500, "steps per checkpoint; 0 = only at the end (and on Ctrl-C or --max-minutes)")
+    progress: bool = config_field(True, "tqdm progress bar")
+    resume: bool = config_field(False, "continue from <out>/checkpoint.pt (starts afresh if there is none)")
+    overwrite: bool = config_field(False, "start over in an --out that holds a run: deletes its checkpoint, log and samples")
 
     def __post_init__(self):
         if isinstance(self.model, dict):
