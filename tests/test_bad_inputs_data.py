@@ -22,19 +22,7 @@ from PIL import Image
 
 from cgan_course import data
 from cgan_course.data import CLASSES, DatasetError, load_cifar10, load_image_folder, resolve_source
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch, tmp_path):
-    """No developer setting leaks in: the data and cache variables are unset, HOME is private."""
-    monkeypatch.delenv(data.ENV_VAR, raising=False)
-    monkeypatch.delenv(data.CACHE_ENV_VAR, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-
-
-def _pixels(seed: int) -> np.ndarray:
-    """A random 32x32 RGB image, uint8 [32, 32, 3]."""
-    return np.random.default_rng(seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+from test_data import _clean_env, _image as _pixels  # noqa: F401  (_clean_env: an autouse fixture)
 
 
 def make_tree(root: Path, classes=CLASSES, per_class: int = 2) -> Path:
