@@ -49,7 +49,8 @@ def export_generator(checkpoint: str | Path, out: str | Path, card: dict | None 
     if recalibrate:
         recalibrate_batchnorm(G)
     model_cfg = model_config_from(load_checkpoint(checkpoint)["config"]["model"], checkpoint)
-    classes = list(CLASSES) if model_cfg.num_classes == len(CLASSES) else [f"class {i}" for i in range(model_cfg.num_classes)]
+    classes = G.classes or (list(CLASSES) if model_cfg.num_classes == len(CLASSES)
+                            else [f"class {i}" for i in range(model_cfg.num_classes)])
     weights = {k: (v.half() if v.is_floating_point() else v) for k, v in G.state_dict().items()}
     save_checkpoint(out, {"model": dataclasses.asdict(model_cfg), "classes": classes, "state_dict": weights})
     write_card(out, {"model": dataclasses.asdict(model_cfg), **(card or {})})

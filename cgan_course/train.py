@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 
 from .checkpoints import (CheckpointError, check_model_config, load_checkpoint, load_state_strict,
                           model_config_from, require_keys, save_checkpoint)
-from .data import DatasetError, DeviceBatches, describe_source, load_cifar10, resolve_source
+from .data import CLASSES, DatasetError, DeviceBatches, describe_source, load_cifar10, load_class_folders, resolve_source
 from .diffaugment import diff_augment
 from .errors import CourseError, run_cli
 from .losses import LOSSES
@@ -52,8 +52,12 @@ CHECKPOINT_FORMAT = 1  # bumped when a checkpoint's layout changes; a newer file
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     # data
-    data_source: str = config_field("auto", "auto | torchvision | folder | sample (see cgan_course.data)")
+    data_source: str = config_field("auto", "CIFAR-10: auto | torchvision | folder | sample; any class folders "
+                                            "(your own data, resized to --image-size): folders")
     data_root: str | None = config_field(None, "folder or .tar.gz; None: the repository's data/ (or $CGAN_COURSE_CIFAR10)")
+    test_fraction: float = config_field(0.1, "folders without a test/ split: the share of each class held out")
+    skip_unreadable: bool = config_field(False, "folders: leave out files that cannot be decoded (counted) "
+                                                "instead of stopping with their list")
     hflip: bool = config_field(True, "random horizontal flips of the real images")
     # optimisation
     steps: int = config_field(2000, "generator updates")
@@ -361,12 +365,14 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
     check_run_folder(cfg)
     place = _place(cfg)
     if batches is None:
-        images, labels = _training_data(cfg, data, place.is_main)
+        images, labels, classes = _training_data(cfg, data, place.is_main)
         batches = DeviceBatches(images, labels, cfg.batch_size, place.device, hflip=cfg.hflip, seed=cfg.seed,
                                 rank=place.rank, world_size=place.world)
+    else:
+        classes = None  # unknown: the caller's iterator
     state = TrainState.new(cfg, batches, place)
     if cfg.resume and ckpt_path.is_file():
-        _resume(state, cfg, ckpt_path, place)
+        _resume(state, cfg, ckpt_path, place, classes)
     elif place.is_main:
         _start_over(cfg)
     _wrap(state, cfg, place)
@@ -391,7 +397,7 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
                 save_image_grid(sample_grid(state.ema.calibrated(), per_class=10, seed=1234),
                                 out / "samples" / f"step_{state.step:06d}.png", nrow=10)
             if (cfg.ckpt_every and state.step % cfg.ckpt_every == 0) or last:
-                _save(state, cfg, ckpt_path, place, log.sums)
+                _save(state, cfg, ckpt_path, place, log.sums, classes)
     if place.is_main and stop == "out of time":
         print(f"\nstopping at step {state.step}: --max-minutes {cfg.max_minutes} reached")
     if place.is_main and stop == "interrupted":
@@ -444,22 +450,34 @@ def _distributed_setup(device: torch.device) -> tuple[int, int, int]:
     return dist.get_rank(), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
-def _training_data(cfg: TrainConfig, data, verbose: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """``data``, or the training split ``cfg`` names (saying which source it is); checked against the model."""
-    if data is None:
+def _training_data(cfg: TrainConfig, data, verbose: bool) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
+    """(images, labels, class names) of ``data`` or of the training split ``cfg`` names (saying which
+    source it is), checked against the model. Class names are None where the data has none."""
+    if data is None and cfg.data_source == "folders":
+        if cfg.data_root is None:
+            raise DatasetError("--data-source folders needs --data-root: a folder (or .tar.gz) of <class>/ image folders")
+        data = load_class_folders(cfg.data_root, "train", cfg.model.image_size, skip_unreadable=cfg.skip_unreadable,
+                                  test_fraction=cfg.test_fraction, seed=cfg.seed)
+        if verbose:
+            print(f"data: {len(data.labels):,} images of {len(data.classes)} classes from {cfg.data_root} "
+                  f"({', '.join(data.classes)}), {cfg.model.image_size}px")
+    elif data is None:
         source, root = resolve_source(cfg.data_root) if cfg.data_source == "auto" else (cfg.data_source, cfg.data_root)
-        data = load_cifar10(root, train=True, source=source)
+        data = (*load_cifar10(root, train=True, source=source), list(CLASSES))
         if verbose:
             print(f"data: {describe_source(source, root)}, {len(data[1]):,} images" + (f" ({root})" if root else ""))
-    images, labels = data
+    images, labels, classes = (*data, None) if isinstance(data, (tuple, list)) and len(data) == 2 else data
     num_classes = cfg.model.num_classes
+    if classes is not None and num_classes and len(classes) != num_classes:
+        raise DatasetError(f"the data has {len(classes)} classes ({', '.join(classes)}) but the model has "
+                           f"num_classes={num_classes}; set --num-classes {len(classes)}")
     if num_classes and int(labels.max()) >= num_classes:
         raise DatasetError(f"the data has labels up to {int(labels.max())} but the model has "
                            f"num_classes={num_classes}; set --num-classes {int(labels.max()) + 1}")
     if images.shape[-1] != cfg.model.image_size:
         raise DatasetError(f"the data has {images.shape[-1]}px images but the model expects "
                            f"image_size={cfg.model.image_size}; set --image-size {images.shape[-1]}")
-    return images, labels
+    return images, labels, classes
 
 
 def _wrap(state: TrainState, cfg: TrainConfig, place: Placement) -> None:
@@ -585,7 +603,8 @@ def _set_rng_state(state: dict, device: torch.device) -> None:
         torch.mps.set_rng_state(state["mps"])
 
 
-def _save(state: TrainState, cfg: TrainConfig, path: Path, place: Placement, sums: torch.Tensor) -> None:
+def _save(state: TrainState, cfg: TrainConfig, path: Path, place: Placement, sums: torch.Tensor,
+          classes: list[str] | None) -> None:
     """Write the checkpoint (rank 0), with every rank's RNG so each continues its own noise stream."""
     if not torch.isfinite(sums).all():  # never overwrite the last good checkpoint with diverged weights
         raise TrainingDiverged(f"loss became NaN/inf before step {state.step}; not saving. The last good "
@@ -596,10 +615,11 @@ def _save(state: TrainState, cfg: TrainConfig, path: Path, place: Placement, sum
         dist.all_gather_object(rng, {k: v.cpu() for k, v in _rng_state(place.device).items()})
     if place.is_main:
         save_checkpoint(path, {"format": CHECKPOINT_FORMAT, "config": cfg.to_dict(), **state.state_dict(), "rng": rng,
+                               **({"classes": classes} if classes is not None else {}),  # label order, for samplers
                                "versions": {"torch": str(torch.__version__)}})  # for a person reading the file
 
 
-def _resume(state: TrainState, cfg: TrainConfig, path: Path, place: Placement) -> None:
+def _resume(state: TrainState, cfg: TrainConfig, path: Path, place: Placement, classes: list[str] | None) -> None:
     """Load ``path`` into ``state`` and this rank's RNG, after checking it is this run's checkpoint."""
     saved = load_checkpoint(path, "cpu")  # RNG states must stay CPU tensors; load_state_dict moves the rest
     require_keys(saved, TRAINING_KEYS, path, "a training checkpoint of this course")
@@ -608,6 +628,9 @@ def _resume(state: TrainState, cfg: TrainConfig, path: Path, place: Placement) -
                               f"course reads ({CHECKPOINT_FORMAT}); update the course, or pass another --out")
     check_model_config(saved["config"]["model"], cfg.model, path)
     check_resume_config(saved["config"], cfg, path)
+    if classes is not None and saved.get("classes", classes) != classes:
+        raise CheckpointError(f"{path} was trained on the classes {saved['classes']}, but the data now has "
+                              f"{classes}: the labels would change meaning. Pass another --out to start a new run.")
     state.load_state_dict(saved, path)
     _set_rng_state(saved["rng"][min(place.rank, len(saved["rng"]) - 1)], place.device)
     if place.is_main:
@@ -660,6 +683,7 @@ def load_generator_from_checkpoint(path: str | Path, ema: bool = True, device: s
     require_keys(state, ("config", "G", "G_ema"), path, "a training checkpoint of this course")
     G = build_generator(model_config_from(state["config"]["model"], path)).to(device)
     load_state_strict(G, state["G_ema" if ema else "G"], "generator", path)
+    G.classes = state.get("classes")  # None for checkpoints made before class names were saved
     return G.eval()
 
 
@@ -684,10 +708,11 @@ def _add_dataclass_args(parser: argparse.ArgumentParser, cls, skip: set[str]) ->
 def config_from_args(argv: list[str] | None = None) -> TrainConfig:
     parser = argparse.ArgumentParser(
         prog="python -m cgan_course.train",
-        description="Train a conditional GAN on CIFAR-10: the official batches, a class-folder tree or .tar.gz "
-                    "of CIFAR-10's ten classes (such as the JPEG mirror), or the committed 1,000-image sample "
-                    "(--data-source). Other class sets need cgan_course.data.load_image_folder and train() in "
-                    "Python. Runs on CPU, CUDA or MPS; under torchrun it uses DistributedDataParallel.")
+        description="Train a conditional GAN on CIFAR-10 (the official batches, the JPEG mirror's class-folder "
+                    "tree or .tar.gz, or the committed 1,000-image sample), or on your own class folders: "
+                    "--data-source folders --data-root PATH --num-classes N --image-size 64 (images resized and "
+                    "centre-cropped; class names saved with the model). Runs on CPU, CUDA or MPS; under torchrun "
+                    "it uses DistributedDataParallel.")
     model = parser.add_argument_group("model")
     _add_dataclass_args(model, ModelConfig, set())
     _add_dataclass_args(parser, TrainConfig, {"model"})

@@ -7,6 +7,7 @@ Every dataset is made here, in tmp_path: coloured shapes of several sizes in RGB
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -21,9 +22,12 @@ import pytest
 import torch
 from PIL import Image
 
-from cgan_course import data
+from cgan_course import data, pretrained, release, serve
+from cgan_course.checkpoints import CheckpointError, load_checkpoint
 from cgan_course.data import (DatasetError, SkippedFilesWarning, load_cifar10, load_class_folders,
                               make_subset)
+from cgan_course.models import ModelConfig
+from cgan_course.train import TrainConfig, load_generator_from_checkpoint, train
 
 RED, GREEN, BLUE, YELLOW, WHITE = (220, 30, 30), (30, 180, 60), (40, 60, 220), (230, 210, 30), (255, 255, 255)
 CLASSES = ["Rock", "paper", "scissors_2"]  # sorted order: upper case first, as torchvision's ImageFolder
@@ -516,3 +520,43 @@ def test_cli_subset_skip_unreadable(tmp_path, capsys, cli_error):
     assert "wrote 14 images at 64 px" in out and "bird: 4" in out
     assert re.search(r"left out 1 unreadable image file\(s\) of 15: .*bird/0000\.jpg", out)
     assert len(list((tmp_path / "o" / "bird").iterdir())) == 4
+
+
+# ----------------------------------------------------------------------------------------------
+# Training on your own class folders: the class names travel with the model
+
+
+def _tiny_run(root: Path, out: Path, **kw) -> TrainConfig:
+    model = ModelConfig(num_classes=3, image_size=32, g_width=4, d_width=4, z_dim=8)
+    return TrainConfig(model=model, data_source="folders", data_root=str(root), steps=2, batch_size=4,
+                       log_every=1, sample_every=0, ckpt_every=1, progress=False, out=str(out), **kw)
+
+
+def test_training_on_own_folders_keeps_the_class_names(tmp_path):
+    root = make_counts(tmp_path / "rps", {"Rock": 6, "paper": 6, "scissors_2": 6}, size=40)  # resized to 32
+    cfg = _tiny_run(root, tmp_path / "run")
+    result = train(cfg)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    assert load_checkpoint(ckpt)["classes"] == ["Rock", "paper", "scissors_2"]
+    G = load_generator_from_checkpoint(ckpt)
+    assert G.classes == ["Rock", "paper", "scissors_2"] and result.step == 2
+    exported = release.export_generator(ckpt, tmp_path / "export" / "generator.pt")
+    assert pretrained.load_generator(path=exported).classes == ["Rock", "paper", "scissors_2"]
+    service = serve.GeneratorService(serve.load_service_generator(ckpt))
+    assert service.classes == ["Rock", "paper", "scissors_2"]
+    assert service.images(serve.GenerateRequest(**{"class": "paper", "n": 2})).shape == (2, 3, 32, 32)
+
+
+def test_own_folders_must_match_the_model_and_the_run(tmp_path):
+    root = make_counts(tmp_path / "rps", {"Rock": 6, "paper": 6, "scissors_2": 6})
+    with pytest.raises(DatasetError, match=r"the data has 3 classes \(Rock, paper, scissors_2\) but the model has "
+                                           r"num_classes=4; set --num-classes 3"):
+        train(dataclasses.replace(_tiny_run(root, tmp_path / "a"),
+                                  model=ModelConfig(num_classes=4, g_width=4, d_width=4, z_dim=8)))
+    with pytest.raises(DatasetError, match="--data-source folders needs --data-root"):
+        train(dataclasses.replace(_tiny_run(root, tmp_path / "b"), data_root=None))
+    train(_tiny_run(root, tmp_path / "c"))
+    other = make_counts(tmp_path / "other", {"cats": 6, "dogs": 6, "rats": 6})
+    with pytest.raises(CheckpointError, match=r"trained on the classes \['Rock', 'paper', 'scissors_2'\], but the "
+                                              r"data now has \['cats', 'dogs', 'rats'\]"):
+        train(dataclasses.replace(_tiny_run(other, tmp_path / "c"), steps=3, resume=True))
