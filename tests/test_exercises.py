@@ -1,0 +1,261 @@
+"""The exercises' self-checks: every reference solution passes its check, wrong answers get the
+specific feedback they need, and every notebook's exercise list names its checks."""
+from __future__ import annotations
+
+import importlib.util
+import math
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from cgan_course import exercises, pretrained
+from cgan_course.errors import CourseError
+from cgan_course.exercises import EXERCISES, NotYetRight
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def _solution(notebook: str):
+    path = exercises.SOLUTIONS_DIR / f"ex{notebook}.py"
+    spec = importlib.util.spec_from_file_location(f"solutions_ex{notebook}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def G():
+    return pretrained.load_generator("cpu")
+
+
+@pytest.mark.parametrize("key", sorted(EXERCISES))
+def test_reference_solution_passes_its_check(key, capsys):
+    exercise = EXERCISES[key]
+    kwargs = getattr(_solution(exercise.notebook), f"solve_{exercise.number}")(fast=True)
+    exercise.check(**kwargs)  # raises NotYetRight on a wrong answer
+    out = capsys.readouterr().out
+    assert out.startswith(f"Exercise {key}: right") and "✗" not in out, out
+
+
+@pytest.mark.parametrize("notebook", sorted({e.notebook for e in EXERCISES.values()}))
+def test_notebook_lists_each_exercise_with_its_check(notebook):
+    path = next(NOTEBOOKS_DIR.glob(f"{notebook}_*.ipynb"))
+    markdown = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+    text = markdown[-1].split("## Exercises", 1)[1]
+    numbered = re.findall(r"^(\d+)\. ", text, flags=re.M)
+    mine = [e for e in EXERCISES.values() if e.notebook == notebook]
+    assert [int(n) for n in numbered] == [e.number for e in mine], f"{path.name}: exercises {numbered}"
+    for e in mine:
+        assert f"check_{e.check.__name__.removeprefix('check_')}(" in text, f"{path.name}: {e.key} names no check"
+
+
+def test_a_wrong_answer_raises_an_assertion_and_a_course_error():
+    assert issubclass(NotYetRight, AssertionError) and issubclass(NotYetRight, CourseError)
+
+
+def test_show_lists_checks_and_solutions(capsys):
+    exercises.show("03")
+    out = capsys.readouterr().out
+    assert "03.3" in out and "check_power_iteration(sigma_fn" in out and "solutions/ex03.py, solve_3()" in out
+    with pytest.raises(CourseError, match=r"no exercises for notebook '04'.*choose one of"):
+        exercises.show("04")
+
+
+# ----------------------------------------------------------------------------------------------
+# Wrong answers: each gets a message that names what to fix
+
+
+def test_mixture_value_recognises_section_2s_generator():
+    with pytest.raises(NotYetRight, match=r"section 2's generator N\(2, 0.8²\)"):
+        exercises.check_mixture_value(-0.614226, 0.386034)
+
+
+def test_mixture_value_needs_minus_log_4():
+    v, jsd = exercises._mixture_value()
+    with pytest.raises(NotYetRight, match="V = -log 4 \\+ 2 JSD|V\\(D\\*, G\\) should be"):
+        exercises.check_mixture_value(2 * jsd, jsd)
+
+
+def test_minimax_check_catches_logits_given_as_probabilities():
+    solution = _solution("01").solve_2(fast=True)
+    with torch.no_grad():
+        mean_logit = solution["result"].D(solution["result"].frames[-1][1]).mean().item()
+    with pytest.raises(NotYetRight, match="that is the mean logit"):
+        exercises.check_minimax_toy(solution["result"], mean_logit)
+
+
+def test_coverage_check_names_the_wrong_frame():
+    solution = _solution("01").solve_1(fast=True)
+    coverage = list(solution["coverage"])
+    coverage[-1] += 1
+    with pytest.raises(NotYetRight, match=r"at step 60 you have"):
+        exercises.check_coverage_over_training(solution["result"], coverage, solution["ever_all_modes"])
+
+
+def test_pair_conditioning_rejects_fine_labels():
+    samples, labels = torch.zeros(80, 2), torch.arange(80) % 8
+    with pytest.raises(NotYetRight, match=r"coarse classes 0..3 \(y // 2\)"):
+        exercises.check_pair_conditioning(samples, labels)
+
+
+def test_pair_conditioning_rejects_samples_on_another_pair():
+    centers = exercises.toy.ring_centers(8, 2.0)
+    labels = torch.arange(40) % 4
+    samples = centers[(2 * labels + 2) % 8]  # every class draws the next class's modes
+    with pytest.raises(NotYetRight, match=r"class 0: only 0% of its samples"):
+        exercises.check_pair_conditioning(samples, labels)
+
+
+def test_d_loss_dip_explains_a_wrong_option():
+    with pytest.raises(NotYetRight, match=r"not \(b\): at the optimum D's loss is log 4"):
+        exercises.check_d_loss_dip("b")
+
+
+def test_channel_stats_in_255_units():
+    images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    x = images.double()
+    with pytest.raises(NotYetRight, match=r"\[0, 255\] units: divide the pixels by 255"):
+        exercises.check_channel_stats(images, x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)))
+    with pytest.raises(NotYetRight, match="one per channel"):
+        exercises.check_channel_stats(images, x.mean(), x.std())
+
+
+def test_crop_check_rejects_a_flip():
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with pytest.raises(NotYetRight, match="is not a padded crop"):
+        exercises.check_crop_padding(x, x.flip(3))
+
+
+def test_unit_range_check_catches_a_missing_clamp_and_in_place_work():
+    def to_unit(x):
+        return x.float() / 127.5 - 1
+
+    def from_unit_no_clamp(x):
+        return ((x + 1) * 127.5).round().to(torch.uint8)
+
+    with pytest.raises(NotYetRight, match=r"clamp to \[0, 255\] before the cast"):
+        exercises.check_unit_range(to_unit, from_unit_no_clamp)
+
+    def to_unit_in_place(x):
+        return x.clamp_(1, 255).float() / 127.5 - 1  # overwrites the caller's level 0
+
+    with pytest.raises(NotYetRight, match="to_unit changed its input tensor"):
+        exercises.check_unit_range(to_unit_in_place, _solution("02").from_unit)
+
+
+def test_upsampling_blocks_32px_count():
+    solution = _solution("03").solve_1()
+    with pytest.raises(NotYetRight, match="32-pixel generator's count"):
+        exercises.check_upsampling_blocks(3, solution["extra_params"])
+
+
+def test_bias_head_rejects_a_projection():
+    with pytest.raises(NotYetRight, match="not a per-class bias"):
+        exercises.check_bias_head(exercises.models.ProjectionHead)
+
+
+def test_power_iteration_names_frobenius_and_squared():
+    with pytest.raises(NotYetRight, match="Frobenius norm"):
+        exercises.check_power_iteration(lambda W: torch.linalg.matrix_norm(W, "fro").item())
+    with pytest.raises(NotYetRight, match="sigma squared"):
+        exercises.check_power_iteration(lambda W: torch.linalg.matrix_norm(W, 2).item() ** 2)
+
+
+def test_conditioning_params_hints():
+    with pytest.raises(NotYetRight, match="that is for 10 classes"):
+        exercises.check_conditioning_params(_ten_class_answer())
+
+
+def _ten_class_answer() -> int:
+    from cgan_course.models import ModelConfig, build_generator, count_parameters
+    return (count_parameters(build_generator(ModelConfig(num_classes=10)))
+            - count_parameters(build_generator(ModelConfig(num_classes=0))))
+
+
+def test_ema_half_life_is_not_the_time_constant():
+    with pytest.raises(NotYetRight, match="time constant"):
+        exercises.check_ema_half_life(1000)
+
+
+def test_hinge_check_explains_bce_thinking():
+    with pytest.raises(NotYetRight, match="BCE loss never has a zero gradient"):
+        exercises.check_hinge_zero_gradient([], [0])
+
+
+def test_latent_shell_rejects_the_wrong_midpoint():
+    m8, s8 = exercises.chi_mean_std(8)
+    m512, s512 = exercises.chi_mean_std(512)
+    with pytest.raises(NotYetRight, match=r"z_dim 512: the midpoints .* norm about 15.99"):
+        exercises.check_latent_shell({8: (m8, s8, m8 / math.sqrt(2)), 512: (m512, s512, m512)}, n=1000)
+
+
+def test_truncated_norms_catch_untruncated_latents():
+    with pytest.raises(NotYetRight, match="untruncated shell: pass truncation=0.5"):
+        exercises.check_truncated_norms({0.5: exercises.chi_mean_std(128)[0]})
+
+
+def test_fd_extrapolation_needs_an_intercept():
+    ns, fds = [100, 200, 400], [12.0, 7.0, 4.5]
+    with pytest.raises(NotYetRight, match="fit an intercept too"):
+        exercises.check_fd_extrapolation(ns, fds, 0.0, 1000.0)
+
+
+def test_label_shuffler_must_expose_z_dim(G):
+    class Bare(torch.nn.Module):
+        def __init__(self, G):
+            super().__init__()
+            self.G = G
+
+        def forward(self, z, y):
+            return self.G(z, y)
+
+    with pytest.raises(NotYetRight, match=r"set self.z_dim = G.z_dim"):
+        exercises.check_label_shuffler(Bare(G), G)
+
+
+def test_label_shuffler_must_shuffle(G):
+    class Identity(torch.nn.Module):
+        def __init__(self, G):
+            super().__init__()
+            self.G, self.z_dim, self.num_classes = G, G.z_dim, G.num_classes
+
+        def forward(self, z, y):
+            return self.G(z, y)
+
+    with pytest.raises(NotYetRight, match=r"labels permuted"):
+        exercises.check_label_shuffler(Identity(G), G, num_samples=20)
+
+
+def test_inception_score_without_the_marginal():
+    def entropy_score(logits):  # forgets p(y): exp(-E H(p(y|x)))
+        p = torch.softmax(logits.double(), dim=1)
+        return torch.exp((p * torch.log(p + 1e-12)).sum(1).mean()).item()
+
+    with pytest.raises(NotYetRight, match=r"random logits: IS should be"):
+        exercises.check_inception_score(entropy_score)
+
+
+def test_midpoint_norms_slerp_is_not_projected():
+    za, zb = torch.randn(128), torch.randn(128)
+    with pytest.raises(NotYetRight, match="does not project onto sqrt\\(z_dim\\)"):
+        exercises.check_midpoint_norms(za, zb, (0.5 * (za + zb)).norm().item(), math.sqrt(128))
+
+
+def test_morph_comparison_reads_the_intervals():
+    flat = {"p_end": [0.1, 0.12], "ci95": [0.05, 0.05]}
+    steep = {"p_end": [0.1, 0.8], "ci95": [0.05, 0.05]}
+    with pytest.raises(NotYetRight, match=r"the answer is 'distant', not 'near'"):
+        exercises.check_morph_comparison(flat, steep, "near")
+    with pytest.raises(NotYetRight, match=r"the answer is 'no difference'"):
+        exercises.check_morph_comparison(flat, flat, "near")
+
+
+def test_render_all_classes_wants_png_of_the_grid(G):
+    with pytest.raises(NotYetRight, match="return PNG bytes"):
+        exercises.check_render_all_classes(lambda G, seed, per_class: b"not a png", G)
+    other_seed = _solution("06").render_all_classes
+    with pytest.raises(NotYetRight, match="is not sample_grid"):
+        exercises.check_render_all_classes(lambda G, seed, per_class: other_seed(G, seed + 1, per_class), G)
