@@ -30,7 +30,7 @@ import torch
 
 from cgan_course import metrics, serve
 from cgan_course.pretrained import load_generator
-from cgan_course.train import cpu_has_native_bf16
+from cgan_course.runtime import cpu_has_native_bf16
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {  # name: (CLI flags, ServeOptions); each row adds one change to the row above

@@ -42,7 +42,6 @@ from .losses import LOSSES
 from .models import ModelConfig, build_discriminator, build_generator, config_field
 from .runtime import (PRECISIONS, autocast, autocast_dtype, pick_device, precision_name, tf32, uses_channels_last,
                       uses_grad_scaler)
-from .runtime import cpu_has_native_bf16  # noqa: F401  (notebook 04 imports it from here)
 from .sampling import recalibrate_batchnorm, sample_grid, save_image_grid
 
 CHECKPOINT_FORMAT = 1  # bumped when a checkpoint's layout changes; a newer file is refused by name
