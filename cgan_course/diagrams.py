@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from .models import (ClassicDiscriminator, ClassicGenerator, DCGANUpBlock, ModelConfig, ProjectionDiscriminator,
-                     ProjectionGenerator, build_discriminator, build_generator)
+                     ProjectionGenerator, build_discriminator, build_generator, forward_with_hooks)
 
 LABEL_COLOUR = "tab:orange"
 
@@ -38,15 +38,7 @@ def _output_shapes(model: nn.Module, modules: list[nn.Module], *inputs) -> list[
             shapes.setdefault(i, tuple(out.shape[1:]))
         return hook
 
-    hooks = [m.register_forward_hook(record(i)) for i, m in enumerate(modules)]
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(*inputs)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+    forward_with_hooks(model, [(m, record(i)) for i, m in enumerate(modules)], *inputs)
     return [shapes[i] for i in range(len(modules))]
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn as nn
@@ -419,12 +420,26 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def forward_with_hooks(model: nn.Module, hooks: list[tuple[nn.Module, Callable]], *inputs) -> None:
+    """One forward pass of ``model`` on ``inputs`` with each ``(module, hook)`` attached as a forward
+    hook. It runs in eval mode without gradients and restores the mode and removes the hooks
+    afterwards, so looking inside leaves BatchNorm statistics and spectral-norm iterations untouched."""
+    handles = [m.register_forward_hook(h) for m, h in hooks]
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            model.eval()(*inputs)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+
+
 def trace_shapes(model: nn.Module, *inputs) -> list[tuple[str, str, tuple[int, ...]]]:
     """Run one forward pass and return ``(name, layer type, output shape)`` for every layer.
 
     Layers are the leaf modules (a spectrally normalised conv counts as one layer). Notebook 03
-    uses it to trace a batch through each network. It runs in eval mode, so tracing leaves
-    BatchNorm statistics and spectral-norm power iterations untouched.
+    uses it to trace a batch through each network (``forward_with_hooks``: eval mode, nothing changed).
     """
     rows: list[tuple[str, str, tuple[int, ...]]] = []
     hooks = []
@@ -437,13 +452,6 @@ def trace_shapes(model: nn.Module, *inputs) -> list[tuple[str, str, tuple[int, .
             if isinstance(out, torch.Tensor):
                 rows.append((name, type(mod).__name__, tuple(out.shape)))
 
-        hooks.append(m.register_forward_hook(hook))
-    was_training = model.training
-    try:
-        with torch.no_grad():
-            model.eval()(*inputs)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
+        hooks.append((m, hook))
+    forward_with_hooks(model, hooks, *inputs)
     return rows
