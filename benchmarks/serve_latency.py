@@ -17,13 +17,9 @@ import concurrent.futures
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import torch
@@ -43,36 +39,11 @@ VARIANTS = {  # name: (CLI flags, ServeOptions); each row adds one change to the
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(flags: list[str]) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "cgan_course.serve", "--port", str(port), *flags],
-                            cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=2).close()
-            return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read()}")
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("server did not start in 120 s")
-
-
 def request(url: str, i: int) -> float:
-    body = json.dumps({"class": i % 10, "n": 16, "seed": i}).encode()
-    req = urllib.request.Request(url + "/generate", data=body, headers={"Content-Type": "application/json"})
     t0 = time.perf_counter()
-    with urllib.request.urlopen(req, timeout=120) as r:
-        r.read()
+    reply = serve.call(url + "/generate", {"class": i % 10, "n": 16, "seed": i}, timeout=120)
+    if reply.status != 200:
+        raise RuntimeError(f"request {i}: {reply.status} {reply.body[:200]!r}")
     return time.perf_counter() - t0
 
 
@@ -119,12 +90,8 @@ def main() -> None:
         q, images = quality(options, reference, args.quality_per_class)
         if reference is None:
             reference = images
-        proc, url = start_server(flags)
-        try:
-            loads = [load_test(url, int(c), args.per_client) for c in args.clients.split(",")]
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=30)
+        with serve.ServerProcess(flags=flags, cwd=REPO_ROOT) as server:
+            loads = [load_test(server.url, int(c), args.per_client) for c in args.clients.split(",")]
         results.append({"variant": name, "flags": flags, **q, "load": loads})
         print(f"{name}: label fidelity {q['label_fidelity']:.3f} (CI {q['ci95'][0]:.3f}-{q['ci95'][1]:.3f}), "
               f"max pixel diff vs fp32 {q.get('max_abs_pixel_diff_vs_fp32', 0.0)}")

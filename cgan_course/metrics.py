@@ -606,8 +606,9 @@ class Score:
             std = f" ± {self.details['std']:.2f}" if "std" in self.details else ""
             return (f"IS_{self.extractor} = {self.value:.2f}{std} ({self.extractor} logits, {self.num_samples:,} "
                     f"samples, {self.details.get('splits', 10)} splits)")
+        chance = self.details.get("chance", 0.1)
         return (f"{self.metric} = {self.value:.1%} (judged by the {self.extractor}, {self.num_samples:,} samples, "
-                f"chance 10%)")
+                f"chance {chance:.0%})")
 
     def as_dict(self) -> dict:
         return {"metric": self.metric, "value": self.value, "extractor": self.extractor,
@@ -716,8 +717,10 @@ def label_fidelity(source, classifier: FeatureExtractor | None = None, num_sampl
                    labels: torch.Tensor | None = None, **kwargs) -> Score:
     """Does the generator draw the class it is asked for? The course classifier's accuracy on
     generated images against the requested labels. ``details``: ``per_class`` accuracies and the
-    ``confusion`` matrix ``[10, 10]`` (rows: requested class, columns: predicted class). A
-    generator that ignores its label scores about 10%; real images score the classifier's accuracy.
+    ``confusion`` matrix ``[K, K]`` (rows: requested class, columns: predicted class), the ``ci95``
+    Wilson interval and ``chance`` (1/K). A generator that ignores its label scores about 1/K (10%
+    for CIFAR-10); real images score the classifier's accuracy. Any classifier with K outputs can
+    judge: ``ClassifierFeatures(model)``, e.g. one trained on your own classes (notebook 07).
     """
     if classifier is None and not isinstance(source, FeatureStats):
         classifier = ClassifierFeatures()
@@ -733,7 +736,7 @@ def label_fidelity(source, classifier: FeatureExtractor | None = None, num_sampl
     accuracy = (pred == y).float().mean().item()
     return Score("label accuracy", accuracy, "classifier", stats.count,
                  details={"per_class": per_class, "confusion": confusion.numpy(),
-                          "ci95": wilson_interval(accuracy, stats.count)})
+                          "ci95": wilson_interval(accuracy, stats.count), "chance": 1 / num_classes})
 
 
 def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -23,7 +23,16 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
+import json
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Literal
 
@@ -219,6 +228,94 @@ def main(argv: list[str] | None = None) -> None:
         uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning")
 
     run_cli(body, parser.prog)
+
+
+# ----------------------------------------------------------------------------------------------
+# The service in a child process, and a client: for notebook 07, the tests and the benchmark
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclasses.dataclass
+class Reply:
+    """One HTTP answer: status, content type and body; 4xx/5xx answers are replies too, not exceptions."""
+    status: int
+    content_type: str
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def call(url: str, body: dict | None = None, timeout: float = 60.0) -> Reply:
+    """``GET url``, or ``POST`` ``body`` as JSON when it is given (standard library only)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return Reply(r.status, r.headers.get("content-type", ""), r.read())
+    except urllib.error.HTTPError as err:  # the service's 4xx/5xx: its JSON says what to fix
+        return Reply(err.code, err.headers.get("content-type", ""), err.read())
+
+
+class ServerProcess:
+    """``python -m cgan_course.serve`` in a child process on a free local port.
+
+    ``with ServerProcess(generator="runs/x/checkpoint.pt") as server:`` starts it, waits until
+    ``/healthz`` answers (or raises with the server's own error line), and stops it on exit
+    (Ctrl-C, then a kill after ``stop_timeout`` s), whatever happens inside the block.
+    ``flags`` are more command-line options, e.g. ``["--threads", "1"]``.
+    """
+
+    def __init__(self, generator: str | Path | None = None, flags: list[str] | tuple[str, ...] = (),
+                 start_timeout: float = 120.0, stop_timeout: float = 20.0, cwd: str | Path | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cmd = [sys.executable, "-m", "cgan_course.serve", "--port", str(self.port), *flags]
+        if generator is not None:
+            self.cmd += ["--generator", str(generator)]
+        self.start_timeout, self.stop_timeout, self.cwd = start_timeout, stop_timeout, cwd
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "ServerProcess":
+        self.log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty server never blocks on it
+        self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            try:
+                if call(self.url + "/healthz", timeout=2).status == 200:
+                    return self
+            except OSError:
+                pass
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                lines = self.log.read().strip().splitlines()
+                raise CourseError(f"the service exited with code {self.proc.returncode}: "
+                                  f"{lines[-1] if lines else 'no message'}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise CourseError(f"the service did not answer {self.url}/healthz within {self.start_timeout:.0f} s; "
+                                  f"run `{' '.join(self.cmd[1:])}` in a terminal to see why")
+            time.sleep(0.3)
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # uvicorn shuts down cleanly on Ctrl-C
+            try:
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc is not None:
+            self.log.close()
 
 
 _PAGE = """<!doctype html>

@@ -7,7 +7,6 @@ rendered dropdown and checks that the sampler's <img> changes. Needs /usr/bin/ch
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from cgan_course import serve
 
 CHROMIUM = "/usr/bin/chromium"
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "06_class_sampler.ipynb"
@@ -40,12 +41,6 @@ NOTEBOOK_STATE_JS = """() => {
   return {kernel: kernel ? kernel.status : 'none', cells: code.length,
           executed: code.filter(c => c.model.executionCount !== null).length, errors: errors};
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def strip_outputs(src: Path, dst: Path) -> None:
@@ -116,7 +111,7 @@ def run_all_and_wait(page, timeout: float) -> dict:
 def test_changing_the_class_in_jupyterlab_redraws_the_sampler(tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     strip_outputs(NOTEBOOK, tmp_path / NOTEBOOK.name)
-    port, token = free_port(), os.urandom(16).hex()
+    port, token = serve.free_port(), os.urandom(16).hex()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "CGAN_COURSE_MODE": os.environ.get("CGAN_COURSE_MODE", "smoke"),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}

@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from cgan_course import metrics
 from cgan_course.classifier import CLASSIFIER_FILE
-from cgan_course.data import load_cifar10
+from cgan_course.data import load_cifar10, to_unit_range
 from cgan_course.metrics import (FeatureExtractor, RunningStats, frechet_distance, inception_score_from_logits)
 
 
@@ -317,3 +317,18 @@ def test_wilson_interval_matches_the_textbook_values():
     assert low == pytest.approx(0.0, abs=1e-12) and round(high, 4) == 0.2775
     with pytest.raises(ValueError, match="n must be positive"):
         metrics.wilson_interval(0.5, 0)
+
+
+def test_label_fidelity_with_a_judge_of_other_classes():
+    """Any K-class classifier can judge (notebook 07 trains one on your own data): chance is 1/K."""
+    from cgan_course.classifier import Classifier, ClassifierConfig
+
+    torch.manual_seed(0)
+    judge = Classifier(ClassifierConfig(widths=(8, 8, 8), num_classes=4)).eval()
+    images = torch.randint(0, 256, (40, 3, 64, 64), dtype=torch.uint8)
+    labels = torch.arange(40) % 4
+    score = metrics.label_fidelity(images, metrics.ClassifierFeatures(judge), labels=labels)
+    predicted = judge(to_unit_range(images)).argmax(1)
+    assert score.value == pytest.approx((predicted == labels).float().mean().item())
+    assert score.details["confusion"].shape == (4, 4) and score.details["chance"] == 0.25
+    assert "chance 25%" in str(score)

@@ -3,12 +3,6 @@ process, and the page in headless Chromium (skipped without /usr/bin/chromium)."
 import base64
 import concurrent.futures
 import io
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -119,48 +113,30 @@ def test_cli_bad_generator_path(cli_error, tmp_path):
 # A real server process
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server():
     """`python -m cgan_course.serve` (the committed generator) on a free port; stopped afterwards."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "cgan_course.serve", "--port", str(port), "--threads", "1"],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"server did not start: {proc.stdout.read() if proc.poll() is not None else 'timeout'}")
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with serve.ServerProcess(flags=["--threads", "1"], cwd=REPO_ROOT) as process:
+        yield process.url
+    assert process.proc.returncode is not None  # stopped, not left running
 
 
 @pytest.mark.slow
 def test_real_server_process(server):
-    req = urllib.request.Request(server + "/generate", data=b'{"class": "ship", "n": 4, "seed": 1}',
-                                 headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(req, timeout=30) as r:
-        assert r.headers["content-type"] == "image/png"
-        assert png_size(r.read()) == (2 * 32 * 2 + 3 * 4,) * 2
-    with urllib.request.urlopen(server + "/classes", timeout=5) as r:
-        assert b'"ship"' in r.read()
+    reply = serve.call(server + "/generate", {"class": "ship", "n": 4, "seed": 1})
+    assert reply.status == 200 and reply.content_type == "image/png"
+    assert png_size(reply.body) == (2 * 32 * 2 + 3 * 4,) * 2
+    assert serve.call(server + "/generate", {"class": "ship", "n": 4, "seed": 1}).body == reply.body
+    assert "ship" in serve.call(server + "/classes").json()["classes"]
+    bad = serve.call(server + "/generate", {"class": "dragon"})  # a 4xx is a reply, not an exception
+    assert bad.status == 400 and "dragon" in bad.json()["error"]
+
+
+@pytest.mark.slow
+def test_server_process_that_cannot_start_says_why(tmp_path):
+    with pytest.raises(serve.CourseError, match=r"the service exited with code 2: .*--generator .*nope\.pt is not a file"):
+        with serve.ServerProcess(generator=tmp_path / "nope.pt", cwd=REPO_ROOT):
+            pass
 
 
 @pytest.mark.browser
