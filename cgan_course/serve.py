@@ -190,7 +190,8 @@ def create_app(service: GeneratorService) -> FastAPI:
 
 def load_service_generator(path: str | Path | None) -> nn.Module:
     """The committed pretrained generator (``None``), an exported generator file, or the EMA
-    generator of a training checkpoint; always loaded with ``weights_only``."""
+    generator of a training checkpoint with its BatchNorm statistics recomputed (the run's
+    ``G_ema``); always loaded with ``weights_only``."""
     if path is None:
         return load_generator()
     path = Path(path)
@@ -199,7 +200,7 @@ def load_service_generator(path: str | Path | None) -> nn.Module:
                           "checkpoint.pt (or omit --generator for the committed one)")
     if "state_dict" in load_checkpoint(path):  # an exported generator (weights + card)
         return load_generator(path=path)
-    return load_generator_from_checkpoint(path)
+    return load_generator_from_checkpoint(path, calibrate=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -172,7 +172,13 @@ class EMA:
         draw (the test suite measures the gap); BigGAN's "standing statistics" fix this. Cheap
         (512 generated images) and seeded separately, so it never touches the training RNG;
         ``update`` overwrites the buffers again, so training is unaffected."""
-        return recalibrate_batchnorm(self.model, batches=4, batch_size=128, seed=seed).eval()
+        return calibrated(self.model, seed)
+
+
+def calibrated(G: nn.Module, seed: int = 0) -> nn.Module:
+    """``G`` in eval mode with its BatchNorm statistics recomputed from 512 of its own samples
+    (``sampling.recalibrate_batchnorm``): what ``train()`` returns as ``G_ema``."""
+    return recalibrate_batchnorm(G, batches=4, batch_size=128, seed=seed).eval()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -676,14 +682,17 @@ def _start_over(cfg: TrainConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def load_generator_from_checkpoint(path: str | Path, ema: bool = True, device: str | torch.device = "cpu") -> nn.Module:
-    """The (EMA) generator of a training checkpoint, in eval mode."""
+def load_generator_from_checkpoint(path: str | Path, ema: bool = True, device: str | torch.device = "cpu",
+                                   calibrate: bool = False) -> nn.Module:
+    """The (EMA) generator of a training checkpoint, in eval mode. ``calibrate`` recomputes its
+    BatchNorm statistics as ``train()`` does for ``G_ema`` (``calibrated``), so it samples the same
+    pictures as the run's ``result.G_ema``; without it the statistics are those saved for the raw G."""
     state = load_checkpoint(path, device)
     require_keys(state, ("config", "G", "G_ema"), path, "a training checkpoint of this course")
     G = build_generator(model_config_from(state["config"]["model"], path)).to(device)
     load_state_strict(G, state["G_ema" if ema else "G"], "generator", path)
     G.classes = state.get("classes")  # None for checkpoints made before class names were saved
-    return G.eval()
+    return calibrated(G) if calibrate else G.eval()
 
 
 # ----------------------------------------------------------------------------------------------

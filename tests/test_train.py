@@ -521,3 +521,16 @@ def test_fp16_trains_with_a_grad_scaler_and_resumes_exactly(tmp_path, sample):
     train(tiny_cfg(tmp_path / "c", steps=1, precision="fp32", sample_every=0), sample)
     assert load_checkpoint(tmp_path / "c" / "run" / "checkpoint.pt")["scaler_g"] == {}
     assert train(tiny_cfg(tmp_path / "c", steps=2, precision="fp16", sample_every=0, resume=True), sample).step == 2
+
+
+def test_calibrated_checkpoint_generator_is_the_runs_g_ema(tmp_path, sample):
+    """The service loads a checkpoint with calibrate=True: it must draw exactly what train() returned."""
+    result = train(tiny_cfg(tmp_path, steps=3, sample_every=0), sample)  # no grids: the saved EMA keeps G's BN statistics
+    z, y = torch.randn(6, 16, generator=torch.Generator().manual_seed(1)), torch.arange(6)
+    with torch.no_grad():
+        expected = result.G_ema(z, y)
+        loaded = load_generator_from_checkpoint(tmp_path / "run" / "checkpoint.pt", calibrate=True)
+        # equal up to float round-off (the run's copy is channels-last, the loaded one is not)
+        assert (loaded(z, y) - expected).abs().max() < 1e-4
+        uncalibrated = load_generator_from_checkpoint(tmp_path / "run" / "checkpoint.pt")
+        assert (uncalibrated(z, y) - expected).abs().max() > 1e-2  # the raw G's statistics draw other pictures
