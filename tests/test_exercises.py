@@ -2,6 +2,7 @@
 specific feedback they need, and every notebook's exercise list names its checks."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import re
@@ -259,3 +260,29 @@ def test_render_all_classes_wants_png_of_the_grid(G):
     other_seed = _solution("06").render_all_classes
     with pytest.raises(NotYetRight, match="is not sample_grid"):
         exercises.check_render_all_classes(lambda G, seed, per_class: other_seed(G, seed + 1, per_class), G)
+
+
+def test_split_rule_needs_another_seed():
+    a = ["frog/1.png", "ship/2.png"]
+    with pytest.raises(NotYetRight, match="files_other_seed is the same split: load it with another seed"):
+        exercises.check_split_rule(a, list(a), list(reversed(a)))
+    with pytest.raises(NotYetRight, match="files_a must be the non-empty .files list"):
+        exercises.check_split_rule(None, a, a)
+
+
+def test_judge_ceiling_rejects_a_generators_score():
+    solution = _solution("07").solve_2(fast=True)
+    wrong = dataclasses.replace(solution["score"], value=solution["score"].value + 0.25)
+    with pytest.raises(NotYetRight, match=r"is not the judge's accuracy on these images"):
+        exercises.check_judge_ceiling(**{**solution, "score": wrong})
+
+
+@pytest.mark.slow
+def test_client_must_raise_on_a_4xx():
+    solution = _solution("07").solve_3(fast=True)
+
+    def lenient(url, class_name, seed):  # returns the error body instead of raising
+        return exercises.serve.call(url + "/generate", {"class": class_name, "n": 4, "seed": seed}).body
+
+    with pytest.raises(NotYetRight, match="an unknown class returned bytes instead of raising"):
+        exercises.check_client(lenient, solution["checkpoint"])

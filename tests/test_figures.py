@@ -16,3 +16,17 @@ def test_rows_carry_the_class_names(num_classes, first, rows):
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert len(labels) == rows and labels[0] == first
     assert ax.images[0].get_array().shape[0] > rows * 32  # every row drawn, padding included
+
+
+def test_labelled_rows_of_real_images():
+    import torch
+
+    from cgan_course.errors import CourseError
+    from cgan_course.figures import labelled_rows_figure
+
+    images = torch.randint(0, 256, (6, 3, 64, 64), dtype=torch.uint8)  # uint8, as load_class_folders gives
+    ax = labelled_rows_figure(images, ["paper", "rock"]).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["paper", "rock"]
+    assert ax.images[0].get_array().shape[:2] == (2 + 2 * 66, 2 + 3 * 66)  # 2 rows x 3 columns, 2 px padding
+    with pytest.raises(CourseError, match="7 images do not fill 2 rows evenly"):
+        labelled_rows_figure(images[:1].repeat(7, 1, 1, 1), ["paper", "rock"])
