@@ -61,8 +61,8 @@ def test_show_lists_checks_and_solutions(capsys):
     exercises.show("03")
     out = capsys.readouterr().out
     assert "03.3" in out and "check_power_iteration(sigma_fn" in out and "solutions/ex03.py, solve_3()" in out
-    with pytest.raises(CourseError, match=r"no exercises for notebook '04'.*choose one of"):
-        exercises.show("04")
+    with pytest.raises(CourseError, match=r"no exercises for notebook '08'.*choose one of"):
+        exercises.show("08")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,3 +286,21 @@ def test_client_must_raise_on_a_4xx():
 
     with pytest.raises(NotYetRight, match="an unknown class returned bytes instead of raising"):
         exercises.check_client(lenient, solution["checkpoint"])
+
+
+def test_resumed_run_needs_a_resume():
+    solution = _solution("04").solve_4(fast=True)
+    folder = solution["run_folder"]
+    rows = (folder / "log.csv").read_text().splitlines()
+    (folder / "log.csv").write_text("\n".join(rows[:5]) + "\n")  # the header and steps 1-4: one segment
+    with pytest.raises(NotYetRight, match="the log shows one uninterrupted run"):
+        exercises.check_resumed_run(folder)
+
+
+def test_variant_must_change_what_the_exercise_asks():
+    solution = _solution("04").solve_2(fast=True)  # a DiffAugment variant, passed as the classic one
+    with pytest.raises(NotYetRight, match=r"the variant was trained with arch = 'projection'"):
+        exercises.check_classic_vs_projection(solution["baseline"], solution["variant"], "no difference", 200)
+    wrong = {"better": "worse", "worse": "better", "no difference": "better"}[solution["answer"]]
+    with pytest.raises(NotYetRight, match=r"the answer is"):
+        exercises.check_diffaug_effect(solution["baseline"], solution["variant"], wrong, 200)

@@ -1,0 +1,81 @@
+"""Reference solutions to notebook 04's exercises (training).
+
+``solve_k(fast)`` returns the keyword arguments of exercise k's check,
+``cgan_course.exercises.EXERCISES["04.k"].check``. ``python solutions/ex04.py`` runs them all: the
+real answers train for five minutes per run on the committed sample's 1,000 images or your copy of
+CIFAR-10 (``$CGAN_COURSE_CIFAR10``); ``fast`` (the tests) trains tiny models for a few steps.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import io
+import sys
+import tempfile
+from pathlib import Path
+
+from cgan_course import exercises
+from cgan_course.data import load_cifar10, resolve_source
+from cgan_course.models import ModelConfig
+from cgan_course.train import TrainConfig, train
+
+
+def _config(fast: bool, out: Path) -> TrainConfig:
+    """Notebook 04's classroom recipe, or a tiny model for a few steps."""
+    if fast:
+        return TrainConfig(model=ModelConfig(g_width=8, d_width=8, z_dim=16), batch_size=16, steps=4, log_every=1,
+                           sample_every=0, progress=False, out=str(out))
+    return TrainConfig(model=ModelConfig(g_width=32, d_width=32), batch_size=64, beta2=0.9, steps=100_000,
+                       max_minutes=5, log_every=25, sample_every=0, progress=False, out=str(out))
+
+
+@functools.cache
+def _data(fast: bool):
+    source, root = ("sample", None) if fast else resolve_source()
+    return load_cifar10(root, train=True, source=source)
+
+
+def _run(cfg: TrainConfig, fast: bool):
+    with contextlib.redirect_stdout(io.StringIO()):  # the runs' own log lines
+        return train(cfg, _data(fast))
+
+
+@functools.cache
+def _baseline(fast: bool):
+    return _run(_config(fast, Path(tempfile.mkdtemp(prefix="ex04-baseline-"))), fast)
+
+
+def _variant(fast: bool, change) -> dict:
+    base = _baseline(fast)
+    variant = _run(change(_config(fast, Path(tempfile.mkdtemp(prefix="ex04-variant-")))), fast)
+    n = 200 if fast else 1000
+    verdict = exercises.fidelity_difference(base, variant, n)[3]
+    return dict(baseline=base, variant=variant, answer=verdict, num_samples=n)
+
+
+def solve_1(fast: bool = False) -> dict:
+    return _variant(fast, lambda cfg: dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, arch="classic"), loss="bce", beta1=0.5, beta2=0.999))
+
+
+def solve_2(fast: bool = False) -> dict:
+    return _variant(fast, lambda cfg: dataclasses.replace(cfg, diffaug="color,translation,cutout"))
+
+
+def solve_3(fast: bool = False) -> dict:
+    return _variant(fast, lambda cfg: dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, g_init="xavier", out_cbn=False)))
+
+
+def solve_4(fast: bool = False) -> dict:
+    """Stop after half the steps (as Ctrl-C or --max-minutes would), then continue with resume."""
+    out = Path(tempfile.mkdtemp(prefix="ex04-resume-"))
+    cfg = dataclasses.replace(_config(True, out), steps=8, max_minutes=0)  # small either way: it is about the log
+    _run(dataclasses.replace(cfg, steps=4), fast=True)
+    _run(dataclasses.replace(cfg, resume=True), fast=True)
+    return dict(run_folder=out)
+
+
+if __name__ == "__main__":
+    exercises.check_solutions(sys.modules[__name__], "04")
