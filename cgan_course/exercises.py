@@ -19,6 +19,7 @@ like the rest of the package.
 """
 from __future__ import annotations
 
+import csv
 import inspect
 import io
 import math
@@ -31,7 +32,6 @@ import torch
 import torch.nn as nn
 
 from . import data, losses, metrics, models, serve, toy
-from .checkpoints import load_checkpoint
 from .classifier import accuracy
 from .errors import CourseError
 from .sampling import generate, sample_grid, sample_latents, to_image_grid
@@ -118,7 +118,7 @@ def _exercise(key: str, title: str):
 
 
 def show(notebook: str) -> None:
-    """Print the exercises of ``notebook`` ("01".."06"), each with its check and solution."""
+    """Print the exercises of ``notebook`` ("01".."07"), each with its check and solution."""
     found = [e for e in EXERCISES.values() if e.notebook == notebook]
     if not found:
         raise CourseError(f"no exercises for notebook {notebook!r}; choose one of "
@@ -830,13 +830,12 @@ def check_render_all_classes(render_fn: Callable[..., bytes], G: nn.Module, seed
 
 
 def _run_config(fb: Feedback, name: str, result) -> dict | None:
-    """The config saved in the checkpoint of a ``train()`` result."""
-    path = Path(getattr(result, "out", "")) / "checkpoint.pt"
-    if not path.is_file():
-        fb.wrong(f"{name} must be what train(cfg) returned (its run folder holds checkpoint.pt), got "
-                 f"{type(result).__name__}")
+    """The config a ``train()`` call ran with (``result.config``), as a dict."""
+    cfg = getattr(result, "config", None)
+    if cfg is None or not hasattr(result, "G_ema"):
+        fb.wrong(f"{name} must be what train(cfg) returned, got {type(result).__name__}")
         return None
-    return load_checkpoint(path)["config"]
+    return cfg.to_dict()
 
 
 def fidelity_difference(baseline, variant, num_samples: int) -> tuple[float, float, float, str]:
@@ -866,8 +865,9 @@ def _check_variant(key: str, baseline, variant, answer: str, wanted: dict, num_s
     for field_name, (ok, hint) in wanted.items():
         fb.expect(ok(flat.get(field_name)), f"variant: {field_name} = {flat.get(field_name)!r}",
                   f"the variant was trained with {field_name} = {flat.get(field_name)!r}: {hint}")
-    fb.expect(var_cfg["max_minutes"] == base_cfg["max_minutes"] and var_cfg["steps"] == base_cfg["steps"],
-              "the same budget as the baseline", "give both runs the same budget (max_minutes and steps)")
+    budget = lambda c: f"steps={c['steps']}, max_minutes={c['max_minutes']}"  # noqa: E731
+    fb.expect(budget(var_cfg) == budget(base_cfg), f"the same budget as the baseline ({budget(base_cfg)})",
+              f"the variant ran with {budget(var_cfg)}, the baseline with {budget(base_cfg)}: give both the same")
     if not fb.problems:
         _compare_runs(fb, baseline, variant, answer, num_samples)
     fb.done()
@@ -902,8 +902,6 @@ def check_init_ablation(baseline, variant, answer: str, num_samples: int = 1000)
 @_exercise("04.4", "a run stopped and resumed")
 def check_resumed_run(run_folder: str | Path) -> None:
     """``run_folder``: the ``--out`` of a run that was stopped (Ctrl-C) and continued with ``--resume``."""
-    import csv
-
     fb = Feedback("04.4")
     folder = Path(run_folder)
     log, ckpt = folder / "log.csv", folder / "checkpoint.pt"
@@ -912,15 +910,15 @@ def check_resumed_run(run_folder: str | Path) -> None:
         fb.done()
     with open(log) as f:
         rows = [(int(r["step"]), float(r["time_s"])) for r in csv.DictReader(f)]
+    if not fb.expect(bool(rows), f"the log has {len(rows)} rows", "the log is empty: train with log_every > 0"):
+        fb.done()
     steps = [s for s, _ in rows]
     restarts = sum(t1 < t0 for (_, t0), (_, t1) in zip(rows, rows[1:]))  # time_s starts again at a resume
     fb.expect(restarts >= 1, f"the log shows {restarts} resume(s): its clock starts again",
-              "the log shows one uninterrupted run: stop it with Ctrl-C and start the same command with --resume")
+              "the log shows one uninterrupted run: stop it with Ctrl-C after its first log rows and start the "
+              "same command with --resume")
     fb.expect(steps == sorted(set(steps)), "every logged step appears once, in order",
               "the log repeats or reorders steps: resume with --resume (not a fresh run into the same --out)")
-    saved = load_checkpoint(ckpt)["step"]
-    fb.expect(saved >= steps[-1] if steps else False, f"the checkpoint is at step {saved}, the log's last row at "
-              f"{steps[-1] if steps else None}", "the checkpoint is older than the log: was the run folder mixed up?")
     fb.done()
 
 
@@ -949,7 +947,8 @@ def check_split_rule(files_a, files_b, files_other_seed) -> None:
     fb.expect(a == b, f"the same seed draws the same {len(a)} test files",
               "files_a and files_b differ: load both with the same seed (and the same test_fraction)")
     fb.expect(set(a) != set(c), "another seed draws other test files",
-              "files_other_seed is the same split: load it with another seed, e.g. seed=1")
+              "files_other_seed is the same split: load it with another seed, e.g. seed=1 (a dataset with "
+              "its own test/ folder has a fixed split that no seed changes: use the cut-out CIFAR-10 folder)")
     per_class = lambda files: Counter(Path(f).parent.name for f in files)  # noqa: E731
     fb.expect(per_class(a) == per_class(c), f"both seeds keep every class's share: {dict(per_class(a))}",
               f"the class counts differ ({dict(per_class(a))} vs {dict(per_class(c))}): pass test splits of "
@@ -967,11 +966,13 @@ def check_judge_ceiling(score, judge: nn.Module, images: torch.Tensor, labels: t
     fb.expect(score.num_samples == len(labels), f"all {len(labels)} held-out images scored",
               f"{score.num_samples} images scored, expected all {len(labels)}: pass labels=test_set.labels")
     expected = accuracy(judge, images, labels, tta=False)
-    if fb.expect(_close(score.value, expected, abs_=1e-6), f"{score.value:.1%}: the judge's own accuracy on them",
+    # one image either way: channels-last and plain convolutions may round a near-tie differently
+    if fb.expect(abs(score.value - expected) <= 1 / len(labels) + 1e-6, f"{score.value:.1%}: the judge's own accuracy on them",
                  f"{score.value:.1%} is not the judge's accuracy on these images ({expected:.1%}): score the "
                  "real test images with their true labels and metrics.ClassifierFeatures(judge)"):
-        fb.note("Real images of the asked class score exactly the judge's accuracy, so no generator can "
-                "be expected to score more: read a generator's label fidelity between 1/K and this.")
+        fb.note("Real images of the asked class score the judge's accuracy: a generator whose samples were as "
+                "recognisable as real ones would score about that (one that draws only easy, prototypical "
+                "examples can score more). Read a generator's label fidelity between 1/K and this.")
     fb.done()
 
 

@@ -61,7 +61,7 @@ QUANTIZE = ("none", "dynamic-int8")
 class ServeOptions:
     """How the generator runs; ``benchmarks/serve_latency.py`` measures each choice."""
     precision: str = "fp32"  # fp32 | bf16 (autocast; only worth it on CPUs with native bf16)
-    channels_last: bool = True  # measured faster on the CPU with identical pixels (benchmarks/results)
+    channels_last: bool = True  # measured faster on the CPU; pixels identical or one level apart (benchmarks/results)
     quantize: str = "none"  # none | dynamic-int8 (torch.ao dynamic quantization of the Linear layers)
     threads: int | None = None  # torch intra-op threads (default: torch's choice)
     inference_mode: bool = True  # torch.inference_mode (no autograd bookkeeping); False: torch.no_grad
@@ -278,30 +278,38 @@ class ServerProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cmd = [sys.executable, "-m", "cgan_course.serve", "--port", str(self.port), *flags]
-        if generator is not None:
-            self.cmd += ["--generator", str(generator)]
+        if generator is not None:  # absolute: the child may run in another folder (cwd)
+            self.cmd += ["--generator", str(Path(generator).resolve())]
         self.start_timeout, self.stop_timeout, self.cwd = start_timeout, stop_timeout, cwd
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "ServerProcess":
         self.log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty server never blocks on it
         self.proc = subprocess.Popen(self.cmd, cwd=self.cwd, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        try:
+            self._wait_until_healthy()
+        except BaseException:  # a failed start, a timeout or Ctrl-C: never leave the child running
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_healthy(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         while True:
-            try:
-                if call(self.url + "/healthz", timeout=2).status == 200:
-                    return self
-            except OSError:
-                pass
-            if self.proc.poll() is not None:
+            if self.proc.poll() is not None:  # checked first: another server on the port must not pass for ours
                 self.log.seek(0)
                 lines = self.log.read().strip().splitlines()
+                errors = [line for line in lines if "error" in line.lower()]  # not uvicorn's shutdown chatter
                 raise CourseError(f"the service exited with code {self.proc.returncode}: "
-                                  f"{lines[-1] if lines else 'no message'}")
+                                  f"{(errors or lines or ['no message'])[-1]}")
+            try:
+                if call(self.url + "/healthz", timeout=2).status == 200:
+                    return
+            except OSError:
+                pass
             if time.monotonic() > deadline:
-                self.stop()
                 raise CourseError(f"the service did not answer {self.url}/healthz within {self.start_timeout:.0f} s; "
-                                  f"run `{' '.join(self.cmd[1:])}` in a terminal to see why")
+                                  f"run `python {' '.join(self.cmd[1:])}` in a terminal to see why")
             time.sleep(0.3)
 
     def __exit__(self, *exc) -> None:

@@ -352,6 +352,7 @@ class TrainResult:
     history: list[dict]  # one row per log interval (also in <out>/log.csv)
     out: Path
     interrupted: bool = False
+    config: TrainConfig | None = None  # the config this call ran with (a later resume into out may save another)
 
 
 def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -413,7 +414,7 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
         for buf in [*state.G.buffers(), *state.D.buffers(), *state.ema.model.buffers()]:
             dist.broadcast(buf, 0)
     return TrainResult(unwrap(state.G), state.ema.calibrated(), unwrap(state.D), state.step, state.history, out,
-                       interrupted=stop == "interrupted")
+                       interrupted=stop == "interrupted", config=cfg)
 
 
 def check_run_folder(cfg: TrainConfig) -> None:

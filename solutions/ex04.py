@@ -7,10 +7,12 @@ CIFAR-10 (``$CGAN_COURSE_CIFAR10``); ``fast`` (the tests) trains tiny models for
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import functools
 import io
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -19,6 +21,13 @@ from cgan_course import exercises
 from cgan_course.data import load_cifar10, resolve_source
 from cgan_course.models import ModelConfig
 from cgan_course.train import TrainConfig, train
+
+
+def _scratch(prefix: str) -> Path:
+    """A temporary folder, deleted when Python exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def _config(fast: bool, out: Path) -> TrainConfig:
@@ -43,12 +52,12 @@ def _run(cfg: TrainConfig, fast: bool):
 
 @functools.cache
 def _baseline(fast: bool):
-    return _run(_config(fast, Path(tempfile.mkdtemp(prefix="ex04-baseline-"))), fast)
+    return _run(_config(fast, _scratch("ex04-baseline-")), fast)
 
 
 def _variant(fast: bool, change) -> dict:
     base = _baseline(fast)
-    variant = _run(change(_config(fast, Path(tempfile.mkdtemp(prefix="ex04-variant-")))), fast)
+    variant = _run(change(_config(fast, _scratch("ex04-variant-"))), fast)
     n = 200 if fast else 1000
     verdict = exercises.fidelity_difference(base, variant, n)[3]
     return dict(baseline=base, variant=variant, answer=verdict, num_samples=n)
@@ -70,7 +79,7 @@ def solve_3(fast: bool = False) -> dict:
 
 def solve_4(fast: bool = False) -> dict:
     """Stop after half the steps (as Ctrl-C or --max-minutes would), then continue with resume."""
-    out = Path(tempfile.mkdtemp(prefix="ex04-resume-"))
+    out = _scratch("ex04-resume-")
     cfg = dataclasses.replace(_config(True, out), steps=8, max_minutes=0)  # small either way: it is about the log
     _run(dataclasses.replace(cfg, steps=4), fast=True)
     _run(dataclasses.replace(cfg, resume=True), fast=True)

@@ -6,9 +6,11 @@ a small class-folder dataset cut from the committed CIFAR-10 sample (in a tempor
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import io
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -22,10 +24,17 @@ from cgan_course.train import TrainConfig, train
 CLASSES = ["automobile", "frog", "ship"]
 
 
+def _scratch(prefix: str) -> Path:
+    """A temporary folder, deleted when Python exits."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 @functools.cache
 def dataset() -> Path:
     """A 3-class, 32 px class-folder dataset of 60 images per class (kept for this process)."""
-    root = Path(tempfile.mkdtemp(prefix="ex07-")) / "three"
+    root = _scratch("ex07-") / "three"
     make_subset(SAMPLE_ROOT, root, per_class=60, classes=CLASSES, image_size=32)
     return root
 
@@ -52,7 +61,7 @@ def ask(url: str, class_name: str, seed: int) -> bytes:
 
 
 def solve_3(fast: bool = False) -> dict:
-    out = Path(tempfile.mkdtemp(prefix="ex07-run-"))
+    out = _scratch("ex07-run-")
     cfg = TrainConfig(model=ModelConfig(num_classes=len(CLASSES), g_width=8, d_width=8), data_source="folders",
                       data_root=str(dataset()), steps=2, batch_size=8, out=str(out), progress=False, log_every=0,
                       sample_every=0)

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import torch
 
-from cgan_course import exercises, pretrained
+from cgan_course import exercises, pretrained, serve
 from cgan_course.errors import CourseError
 from cgan_course.exercises import EXERCISES, NotYetRight
 
@@ -282,7 +282,7 @@ def test_client_must_raise_on_a_4xx():
     solution = _solution("07").solve_3(fast=True)
 
     def lenient(url, class_name, seed):  # returns the error body instead of raising
-        return exercises.serve.call(url + "/generate", {"class": class_name, "n": 4, "seed": seed}).body
+        return serve.call(url + "/generate", {"class": class_name, "n": 4, "seed": seed}).body
 
     with pytest.raises(NotYetRight, match="an unknown class returned bytes instead of raising"):
         exercises.check_client(lenient, solution["checkpoint"])

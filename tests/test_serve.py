@@ -134,9 +134,11 @@ def test_real_server_process(server):
 
 @pytest.mark.slow
 def test_server_process_that_cannot_start_says_why(tmp_path):
+    server = serve.ServerProcess(generator=tmp_path / "nope.pt", cwd=REPO_ROOT)
     with pytest.raises(serve.CourseError, match=r"the service exited with code 2: .*--generator .*nope\.pt is not a file"):
-        with serve.ServerProcess(generator=tmp_path / "nope.pt", cwd=REPO_ROOT):
+        with server:
             pass
+    assert server.proc.poll() is not None and server.log.closed  # nothing left running or open
 
 
 @pytest.mark.browser
