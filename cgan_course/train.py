@@ -647,10 +647,11 @@ def _resume(state: TrainState, cfg: TrainConfig, path: Path, place: Placement, c
 def check_resume_config(saved: dict, cfg: TrainConfig, path: str | Path) -> None:
     """Refuse to resume with settings that change what the run computes (``RESUME_MAY_CHANGE``
     lists those that may change), naming each. The model is checked by ``check_model_config``;
-    fields newer than the checkpoint are not compared."""
-    wanted = cfg.to_dict()
-    changed = [f"--{k.replace('_', '-')} {v!r} (checkpoint: {saved[k]!r})" for k, v in wanted.items()
-               if k != "model" and k not in RESUME_MAY_CHANGE and k in saved and saved[k] != v]
+    a field newer than the checkpoint must keep its default (what the run computed without it)."""
+    wanted, defaults = cfg.to_dict(), TrainConfig().to_dict()
+    was = lambda k: repr(saved[k]) if k in saved else f"{defaults[k]!r}, made before the option existed"  # noqa: E731
+    changed = [f"--{k.replace('_', '-')} {v!r} (checkpoint: {was(k)})" for k, v in wanted.items()
+               if k != "model" and k not in RESUME_MAY_CHANGE and saved.get(k, defaults[k]) != v]
     if changed:
         raise CheckpointError(f"{path} was trained with other settings: {', '.join(changed)}. A resumed run keeps its "
                               "checkpoint's settings: drop these options to continue it, or start a new run "

@@ -534,3 +534,14 @@ def test_calibrated_checkpoint_generator_is_the_runs_g_ema(tmp_path, sample):
         assert (loaded(z, y) - expected).abs().max() < 1e-4
         uncalibrated = load_generator_from_checkpoint(tmp_path / "run" / "checkpoint.pt")
         assert (uncalibrated(z, y) - expected).abs().max() > 1e-2  # the raw G's statistics draw other pictures
+
+
+def test_resume_refuses_a_new_option_the_checkpoint_predates(tmp_path, sample):
+    train(tiny_cfg(tmp_path, steps=2), sample)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    state = load_checkpoint(ckpt)
+    del state["config"]["reuse_fakes"]  # as a run saved before the option existed
+    save_checkpoint(ckpt, state)
+    with pytest.raises(CheckpointError, match=r"--reuse-fakes True \(checkpoint: False, made before the option existed\)"):
+        train(tiny_cfg(tmp_path, steps=4, resume=True, reuse_fakes=True), sample)
+    assert train(tiny_cfg(tmp_path, steps=4, resume=True), sample).step == 4  # its default: the same run
