@@ -26,7 +26,7 @@ import torch
 from .checkpoints import (describe_hardware, load_checkpoint, model_config_from, read_card, require_keys,
                           save_checkpoint, staging_folder, with_legacy_fields, write_card)
 from .classifier import CLASSIFIER_FILE
-from .data import CLASSES
+from .data import CLASSES, ENV_VAR
 from .errors import run_cli
 from .metrics import ClassifierFeatures, evaluate_generator, fd_between, reference_stats
 from .pretrained import GENERATOR_FILE, PRETRAINED_DIR, check_destination, load_generator
@@ -62,11 +62,14 @@ def training_command(config: dict, steps: int | None = None, out: str = "runs/pr
 
     Run-management settings of the last segment (``--max-minutes``, ``--resume``, ``--out``) are
     left out; ``steps`` (the checkpoint's step) replaces the segment's step budget, so the command
-    trains exactly as far as the checkpoint did in one go.
+    trains exactly as far as the checkpoint did in one go. A CIFAR-10 folder's path on the training
+    machine is written ``$CGAN_COURSE_CIFAR10``: the reader's copy lives elsewhere.
     """
     defaults = TrainConfig().to_dict()
     config = {**config, "steps": steps or config["steps"], "max_minutes": defaults["max_minutes"], "out": out,
               "model": with_legacy_fields(config["model"])}  # an older config spells out the old architecture
+    if config.get("data_source") == "folder" and config.get("data_root"):
+        config["data_root"] = f"${ENV_VAR}"
     args = []
     for values, base in ((config["model"], defaults["model"]), (config, defaults)):
         for k, v in values.items():

@@ -117,3 +117,10 @@ def test_export_command_writes_a_new_folder_that_loads(tmp_path, capsys, cli_err
               r"generator\.pt exists \(an earlier run\?\).*new --out")
     assert sha256(out / "generator.pt") == before
     assert json.loads((out / "generator.json").read_text()) == card
+
+
+def test_training_command_names_the_readers_cifar10_copy():
+    cfg = TrainConfig(model=TINY, data_source="folder", data_root="/var/tmp/cifar10-jpg", steps=50)
+    assert "--data-source folder --data-root $CGAN_COURSE_CIFAR10 " in release.training_command(cfg.to_dict())
+    own = TrainConfig(model=TINY, data_source="folders", data_root="my_photos", steps=50)
+    assert "--data-root my_photos" in release.training_command(own.to_dict())  # your own data keeps its path
