@@ -183,7 +183,7 @@ def median_seconds(fn: Callable[[int], object], repeats: int = 20) -> float:
 # A generator to play with
 
 
-PRETRAINED_SIZE = ModelConfig(g_width=48, d_width=32, out_cbn=False, g_init="xavier")  # the architecture of data/pretrained/generator.pt
+PRETRAINED_SIZE = ModelConfig(g_width=32, d_width=32)  # the architecture of data/pretrained/generator.pt
 
 
 @torch.no_grad()
