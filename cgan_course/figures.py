@@ -30,8 +30,9 @@ def labelled_rows_figure(images: torch.Tensor, row_names: list[str], title: str 
     if rows == 0 or images.shape[0] % rows:
         raise CourseError(f"{images.shape[0]} images do not fill {rows} rows evenly: pass rows x columns images")
     images = to_unit_range(images) if images.dtype == torch.uint8 else images
-    grid = to_image_grid(images, nrow=images.shape[0] // rows)  # (3, H, W) uint8
-    fig, ax = plt.subplots(figsize=(tile_inches * (images.shape[0] // rows) + 1.2, tile_inches * rows + 0.5))
+    per_row = images.shape[0] // rows
+    grid = to_image_grid(images, nrow=per_row)  # (3, H, W) uint8
+    fig, ax = plt.subplots(figsize=(tile_inches * per_row + 1.2, tile_inches * rows + 0.5))
     ax.imshow(grid.permute(1, 2, 0), interpolation="nearest")  # (3, H, W) -> (H, W, 3)
     row = grid.shape[1] / rows
     ax.set_yticks([row * (i + 0.5) for i in range(rows)], row_names)
