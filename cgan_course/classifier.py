@@ -17,6 +17,13 @@ Command line::
     python -m cgan_course.classifier train --data-root $CGAN_COURSE_CIFAR10 \\
         --source folder --epochs 10 --replace-committed
     python -m cgan_course.classifier evaluate --data-root ... --source folder
+    python -m cgan_course.classifier calibrate --data-root ... --source folder --replace-committed
+
+Label smoothing leaves the classifier *underconfident*: its softmax says "70%" where it is right
+far more often. ``calibrate`` fits one temperature ``T`` on held-out images (temperature scaling,
+Guo et al. 2017) and records it on the card; ``load_classifier`` sets ``model.temperature``, and
+``probabilities(model, logits)`` is ``softmax(logits / T)``. Argmax decisions (accuracy, label
+fidelity) do not depend on ``T``; probabilities (the class-morph curves) do.
 """
 from __future__ import annotations
 
@@ -107,6 +114,7 @@ class Classifier(nn.Module):
                                     ConvStage(w2, w3))  # -> (B, w3, 3, 3)
         self.head = nn.Linear(w3, cfg.num_classes, bias=False)
         self.classes = list(CLASSES) if cfg.num_classes == len(CLASSES) else [f"class {i}" for i in range(cfg.num_classes)]
+        self.temperature = 1.0  # softmax temperature; load_classifier sets the card's calibrated value
 
     @property
     def feature_dim(self) -> int:
@@ -166,6 +174,69 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, tta: 
     acc = (predict_logits(model, images, tta).argmax(1) == labels).float().mean().item()
     model.train(was_training)
     return acc
+
+
+# ----------------------------------------------------------------------------------------------
+# Calibration: what the classifier's probabilities are worth
+
+
+def probabilities(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
+    """Calibrated class probabilities ``softmax(logits / T)`` ``[N, K]`` with the model's temperature."""
+    return torch.softmax(logits.float() / getattr(model, "temperature", 1.0), dim=1)
+
+
+def calibration_error(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0, bins: int = 15) -> float:
+    """Expected calibration error: bin the images by their top probability and average, weighted by
+    bin size, the gap between that confidence and the bin's accuracy (0 = perfectly calibrated)."""
+    conf, pred = torch.softmax(logits.double() / temperature, dim=1).max(1)  # (N,), (N,)
+    right = (pred == labels).double()
+    which = (conf * bins).ceil().clamp(1, bins).long() - 1  # bin (i/bins, (i+1)/bins]
+    count = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, torch.ones_like(conf))
+    gap = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, conf - right)
+    return float(gap.abs().sum() / max(len(labels), 1))
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """The temperature ``T`` that minimises the cross-entropy of ``softmax(logits / T)`` on these
+    labelled images (one parameter, fitted on log T so T stays positive)."""
+    if len(labels) < 100:
+        raise CourseError(f"fitting a temperature needs at least 100 labelled images, got {len(labels)}")
+    logits, log_t = logits.double(), torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / log_t.exp(), labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(log_t.detach().exp())
+
+
+def calibrate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Fit the temperature on the even-indexed images, report it on the odd-indexed ones, so the
+    reported improvement is measured on images the fit never saw. Plain forward (no flip TTA):
+    the logits the metrics use."""
+    logits = predict_logits(model, images, tta=False)  # (N, K)
+    fit, held = slice(0, None, 2), slice(1, None, 2)
+    t = fit_temperature(logits[fit], labels[fit])
+    lg, y = logits[held], labels[held]
+    return {"temperature": round(t, 4), "fitted_on": f"{len(labels[fit])} images (even indices)",
+            "checked_on": f"{len(y)} images (odd indices)",
+            "ece": {"T=1": round(calibration_error(lg, y), 4), "calibrated": round(calibration_error(lg, y, t), 4)},
+            "nll": {"T=1": round(F.cross_entropy(lg, y).item(), 4), "calibrated": round(F.cross_entropy(lg / t, y).item(), 4)},
+            "mean_top_probability": {"T=1": round(torch.softmax(lg, 1).max(1)[0].mean().item(), 4),
+                                     "calibrated": round(torch.softmax(lg / t, 1).max(1)[0].mean().item(), 4)},
+            "accuracy": round((lg.argmax(1) == y).float().mean().item(), 4)}
+
+
+def _card_temperature(card: dict, path: Path) -> float:
+    t = card.get("calibration", {}).get("temperature", 1.0) if isinstance(card.get("calibration", {}), dict) else None
+    if not isinstance(t, (int, float)) or isinstance(t, bool) or not (0.01 <= t <= 100):
+        raise CheckpointError(f"{card_path(path)} has an invalid calibration temperature ({t!r}): fit it again with "
+                              "`python -m cgan_course.classifier calibrate`, or restore the card.")
+    return float(t)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -312,7 +383,8 @@ def load_classifier(device: str | torch.device = "cpu", path: str | Path | None 
     path = Path(path) if path is not None else CLASSIFIER_FILE
     require_files(path, "train one: `python -m cgan_course.classifier train --data-root <cifar10 folder or .tar.gz> "
                         "--source folder --replace-committed`")
-    verify_card(path)
+    card = verify_card(path)
+    temperature = _card_temperature(card, path)
     state = load_checkpoint(path)
     require_keys(state, ("model", "state_dict"), path, "a course classifier file")
     try:
@@ -322,6 +394,7 @@ def load_classifier(device: str | torch.device = "cpu", path: str | Path | None 
     load_state_strict(model, {k: v.float() if v.is_floating_point() else v for k, v in state["state_dict"].items()},
                       "classifier", path)
     model.classes = class_names_from(state, model.cfg.num_classes, path)
+    model.temperature = temperature
     model = model.to(device).eval()
     # channels-last weights make CPU convolutions faster (inputs may stay NCHW)
     return model.to(memory_format=torch.channels_last) if model.stem.weight.device.type == "cpu" else model
@@ -335,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cgan_course.classifier",
                                      description="Train or evaluate the course's CIFAR-10 classifier (CPU friendly).")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("train", "evaluate"):
+    for name in ("train", "evaluate", "calibrate"):
         p = sub.add_parser(name)
         p.add_argument("--data-root", default=None, help="CIFAR-10 folder/.tar.gz (default: data/)")
         p.add_argument("--source", default="auto", help="auto | torchvision | folder | sample")
@@ -351,8 +424,10 @@ def main(argv: list[str] | None = None) -> None:
                                                    "(default: classifier.pt beside --checkpoint)")
     where.add_argument("--replace-committed", action="store_true",
                        help="write data/pretrained/classifier.pt, replacing the classifier every metric uses")
-    p = sub.choices["evaluate"]
-    p.add_argument("--weights", default=None, help="default: data/pretrained/classifier.pt")
+    for name in ("evaluate", "calibrate"):
+        sub.choices[name].add_argument("--weights", default=None, help="default: data/pretrained/classifier.pt")
+    sub.choices["calibrate"].add_argument("--replace-committed", action="store_true",
+                                          help="needed to rewrite the card of data/pretrained/classifier.pt")
     args = parser.parse_args(argv)
     run_cli(lambda: _run(args, argv), parser.prog)
 
@@ -375,6 +450,11 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> None:
         model_cfg = ClassifierConfig(widths=_parse_widths(args.widths))
         out = CLASSIFIER_FILE if args.replace_committed else Path(args.out or Path(args.checkpoint).parent / CLASSIFIER_FILE.name)
         check_destination(out.parent, (out.name, card_path(out).name), args.replace_committed)
+    if args.command == "calibrate":
+        weights = Path(args.weights) if args.weights else CLASSIFIER_FILE
+        if weights.resolve() == CLASSIFIER_FILE.resolve() and not args.replace_committed:
+            raise CourseError(f"calibrate rewrites the card of {weights.name}, the committed classifier every metric "
+                              "uses: pass --replace-committed to do that, or --weights <your copy>")
     if args.threads:
         torch.set_num_threads(args.threads)
     source, root = (args.source, args.data_root) if args.source != "auto" else resolve_source(args.data_root, train=False)
@@ -386,6 +466,15 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> None:
         acc, acc_plain = accuracy(model, *test, tta=True), accuracy(model, *test, tta=False)
         print(f"test accuracy {acc:.4f} (flip TTA), {acc_plain:.4f} (plain) on {len(test[1])} images "
               f"({source_name}), {time.time() - t0:.1f} s")
+        return
+    if args.command == "calibrate":
+        model = load_classifier(path=weights)
+        report = {**calibrate(model, *test), "data": f"test split ({source_name})",
+                  "command": "python -m cgan_course.classifier " + " ".join(argv if argv is not None else sys.argv[1:])}
+        write_card(weights, {**read_card(weights), "calibration": report})
+        print(f"temperature {report['temperature']} (fitted on {report['fitted_on']}); on the other "
+              f"{report['checked_on']}: ECE {report['ece']['T=1']} -> {report['ece']['calibrated']}, "
+              f"NLL {report['nll']['T=1']} -> {report['nll']['calibrated']}; wrote the card {card_path(weights)}")
         return
     train = load_cifar10(args.data_root, train=True, source=args.source)
     model, summary = train_classifier(train, cfg, model_cfg, checkpoint=args.checkpoint, test_data=test,
@@ -404,7 +493,8 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> None:
         reloaded = load_classifier(path=staged)
         acc, acc_plain = accuracy(reloaded, *test, tta=True), accuracy(reloaded, *test, tta=False)
         write_card(staged, {**read_card(staged), "test_accuracy_tta": round(acc, 4), "test_accuracy": round(acc_plain, 4),
-                            "test_split": f"test ({len(test[1])} images, {source_name})"})
+                            "test_split": f"test ({len(test[1])} images, {source_name})",
+                            "calibration": {**calibrate(reloaded, *test), "data": f"test split ({source_name})"}})
     print(f"final test accuracy {acc:.4f} (flip TTA), {acc_plain:.4f} (plain) on {len(test[1])} images, "
           f"eval {time.time() - t0:.0f} s; wrote {out} ({out.stat().st_size / 1e6:.1f} MB) and {card_path(out).name}",
           flush=True)

@@ -42,7 +42,7 @@ from .errors import CourseError, MissingFile
 from .data import (CACHE_ENV_VAR, ENV_VAR, REPO_ROOT, SAMPLE_ROOT, describe_source, load_cifar10, resolve_source,
                    to_unit_range)
 from .checkpoints import sha256
-from .classifier import CLASSIFIER_FILE, load_classifier
+from .classifier import CLASSIFIER_FILE, load_classifier, probabilities
 from .sampling import generate, interpolate_classes, sample_latents
 
 INCEPTION_ENV_VAR = "CGAN_COURSE_INCEPTION_WEIGHTS"
@@ -239,6 +239,12 @@ class ClassifierFeatures(FeatureExtractor):
             x = x.contiguous(memory_format=torch.channels_last)
         f = self.model.features(x)
         return f, self.model.head(f) * self.model.cfg.logit_scale
+
+    def probabilities(self, images: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
+        """Class probabilities ``[N, K]``: ``softmax(logits / T)`` with the temperature fitted on held-out
+        images and recorded on the classifier's card (``classifier.calibrate``), or the raw softmax."""
+        logits = self.features_and_logits(images)[1]
+        return probabilities(self.model, logits) if calibrated else torch.softmax(logits, dim=1)
 
 
 def _weights_digest(model: nn.Module) -> str:
@@ -751,13 +757,14 @@ def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
 
 @torch.no_grad()
 def class_morph_curve(G: nn.Module, classifier: FeatureExtractor, y0: int, y1: int, num_latents: int = 100,
-                      steps: int = 8, seed: int = 0) -> dict:
+                      steps: int = 8, seed: int = 0, calibrated: bool = True) -> dict:
     """Does the class input move the image? Morph class ``y0`` into ``y1`` with ``z`` fixed
     (``sampling.interpolate_classes``) for ``num_latents`` latents and record the classifier's
-    probability of ``y1`` at each of ``steps`` points ``t`` in [0, 1].
+    probability of ``y1`` at each of ``steps`` points ``t`` in [0, 1]: calibrated (the temperature on
+    the classifier's card) unless ``calibrated=False``, which gives the raw, underconfident softmax.
 
     Returns ``{"t": [steps], "p_end": [steps] mean P(y1), "ci95": [steps] half-widths of a normal
-    95% interval over the latents, "p_start": [steps] mean P(y0), "num_latents": n}``. A generator
+    95% interval over the latents, "p_start": [steps] mean P(y0), "num_latents": n, "temperature": T used}``. A generator
     that ignores its label gives a flat curve; one that obeys it rises from P(y1 | G(z, y0)) to
     P(y1 | G(z, y1)).
     """
@@ -775,13 +782,14 @@ def class_morph_curve(G: nn.Module, classifier: FeatureExtractor, y0: int, y1: i
     t = torch.linspace(0, 1, steps)
     try:
         probs = torch.stack([  # (n, steps, K)
-            torch.softmax(classifier.features_and_logits(interpolate_classes(G, z, y0, y1, t))[1], dim=1)
+            classifier.probabilities(interpolate_classes(G, z, y0, y1, t), calibrated)
             for z in sample_latents(num_latents, G.z_dim, seed)])
     finally:
         G.train(was_training)
     p1, p0 = probs[:, :, y1], probs[:, :, y0]  # (n, steps)
     return {"t": t.tolist(), "p_end": p1.mean(0).tolist(), "p_start": p0.mean(0).tolist(),
-            "ci95": (1.96 * p1.std(0) / num_latents ** 0.5).tolist(), "num_latents": num_latents}
+            "ci95": (1.96 * p1.std(0) / num_latents ** 0.5).tolist(), "num_latents": num_latents,
+            "temperature": getattr(classifier.model, "temperature", 1.0) if calibrated else 1.0}
 
 
 def evaluate_generator(G: nn.Module, reference: FeatureStats, extractor: FeatureExtractor,

@@ -166,3 +166,69 @@ def test_importing_the_classifier_does_not_import_the_training_loop():
                             env={**os.environ, "PYTHONPATH": str(Path(C.__file__).parent.parent)}).stdout.split()
     assert "cgan_course.classifier" in loaded
     assert "cgan_course.train" not in loaded, loaded
+
+
+# ----------------------------------------------------------------------------------------------
+# Calibration (temperature scaling)
+
+
+def _sampled(temperature: float, n: int = 20_000, seed: int = 0):
+    """Logits and labels drawn from softmax(logits / temperature): calibrated at exactly that T."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, 10, generator=g) * 2
+    labels = torch.multinomial(torch.softmax(logits / temperature, 1), 1, generator=g).squeeze(1)
+    return logits, labels
+
+
+def test_fit_temperature_recovers_the_true_temperature():
+    for true_t in (0.5, 1.0, 2.0):
+        logits, labels = _sampled(true_t)
+        assert C.fit_temperature(logits, labels) == pytest.approx(true_t, rel=0.05)
+    with pytest.raises(ValueError, match="at least 100"):
+        C.fit_temperature(logits[:10], labels[:10])
+
+
+def test_calibration_error_tells_calibrated_from_underconfident():
+    logits, labels = _sampled(0.5)
+    assert C.calibration_error(logits, labels, temperature=0.5) < 0.02  # sampled from this very softmax
+    # at T = 1 the softmax is flatter than the truth: confidence below accuracy
+    assert C.calibration_error(logits, labels) > 0.1
+    confident = torch.tensor([[10.0, 0.0], [10.0, 0.0]])
+    assert C.calibration_error(confident, torch.tensor([1, 1])) == pytest.approx(1.0, abs=1e-3)  # sure and wrong
+
+
+@needs_classifier
+def test_committed_classifier_is_calibrated_on_held_out_images():
+    """Label smoothing leaves the classifier underconfident (T < 1); the card's temperature, fitted on
+    half of the test split, lowers the calibration error on the other half, and the loader uses it."""
+    cal = json.loads(C.CLASSIFIER_FILE.with_suffix(".json").read_text())["calibration"]
+    assert 0.3 < cal["temperature"] < 1 and cal["ece"]["calibrated"] < cal["ece"]["T=1"] / 3
+    assert cal["nll"]["calibrated"] < cal["nll"]["T=1"]
+    model = C.load_classifier()
+    assert model.temperature == cal["temperature"]
+    logits = torch.tensor([[2.0, 0.0] + [0.0] * 8])
+    assert C.probabilities(model, logits)[0, 0] > torch.softmax(logits, 1)[0, 0]  # sharper than the raw softmax
+
+
+@needs_classifier
+@pytest.mark.parametrize("bad", ["-1", "0", "\"hot\"", "null", "1e9"])
+def test_a_card_with_a_bad_temperature_is_refused(tmp_path, bad):
+    copy = tmp_path / "classifier.pt"
+    shutil.copy(C.CLASSIFIER_FILE, copy)
+    card = json.loads(C.CLASSIFIER_FILE.with_suffix(".json").read_text())
+    card["calibration"]["temperature"] = json.loads(bad)
+    (tmp_path / "classifier.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="invalid calibration temperature.*classifier calibrate"):
+        C.load_classifier(path=copy)
+
+
+def test_calibrate_writes_the_card_of_a_copy_and_never_the_committed_one_unasked(tmp_path, capsys):
+    model = C.Classifier(C.ClassifierConfig(widths=(8, 8, 8))).eval()
+    out = C.export_classifier(model, tmp_path / "clf.pt")
+    with pytest.raises(SystemExit):
+        C.main(["calibrate", "--source", "sample"])  # the committed card needs --replace-committed
+    assert "--replace-committed" in capsys.readouterr().err
+    C.main(["calibrate", "--source", "sample", "--weights", str(out)])
+    cal = json.loads((tmp_path / "clf.json").read_text())["calibration"]
+    assert C.load_classifier(path=out).temperature == cal["temperature"] > 0
+    assert json.loads((tmp_path / "clf.json").read_text())["sha256"] == sha256(out)  # the weights are untouched
