@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 import scipy
 import torch
+import torch.nn as nn
 
 from .checkpoints import (describe_hardware, load_checkpoint, model_config_from, read_card, require_keys,
                           save_checkpoint, staging_folder, with_legacy_fields, write_card)
 from .classifier import CLASSIFIER_FILE
 from .data import CLASSES, ENV_VAR
 from .errors import run_cli
-from .metrics import ClassifierFeatures, evaluate_generator, fd_between, reference_stats
+from .metrics import ClassifierFeatures, class_morph_curve, evaluate_generator, fd_between, reference_stats
 from .pretrained import GENERATOR_FILE, PRETRAINED_DIR, check_destination, load_generator
 from .pretrained import read_card as read_committed_card
 from .sampling import recalibrate_batchnorm, sample_grid, save_image_grid
@@ -96,6 +97,20 @@ def _metric(score) -> dict:
     return {**score.as_dict(), "text": str(score)}
 
 
+MORPH_ROUTES = (("airplane", "frog"), ("horse", "ship"), ("cat", "dog"))  # distant, distant, near (notebook 05)
+
+
+def class_morphs(G: nn.Module, clf: ClassifierFeatures, num_latents: int = 100) -> dict:
+    """Notebook 05's class morphs, summarised for the card: the classifier's calibrated probability of
+    the target class at t = 0 and t = 1 (mean over ``num_latents`` latents, 95% half-width)."""
+    out = {}
+    for a, b in MORPH_ROUTES:
+        c = class_morph_curve(G, clf, CLASSES.index(a), CLASSES.index(b), num_latents=num_latents)
+        out[f"{a} -> {b}"] = {"start": round(c["p_end"][0], 3), "end": round(c["p_end"][-1], 3),
+                              "end_ci95": round(c["ci95"][-1], 3)}
+    return {**out, "num_latents": num_latents, "temperature": c["temperature"]}
+
+
 def export_with_metrics(checkpoint: str | Path, out: str | Path, replace_committed: bool = False,
                         data_root: str | None = None, source: str = "auto", num_samples: int = 10_000,
                         note: str = "") -> dict:
@@ -149,6 +164,7 @@ def export_with_metrics(checkpoint: str | Path, out: str | Path, replace_committ
                 "intra_fd_classifier": _metric(scores["intra_fd"]) if "intra_fd" in scores else None,
                 "fd_classifier_floor_test_vs_train": _metric(fd_between(ref_test, ref_train)),
                 "is_classifier": _metric(scores["is"]) if "is" in scores else None,
+                "class_morphs": class_morphs(G, clf, num_latents=max(2, min(100, num_samples // 100))),
                 "fid_inception": ("not computed: the standard Inception weights are not available offline here; "
                                   "run notebook 05 with CGAN_COURSE_INCEPTION_WEIGHTS set to compute FID-10k"),
                 "how": (f"python -m cgan_course.release export <checkpoint>: {num_samples:,} samples, "

@@ -110,6 +110,9 @@ def test_export_command_writes_a_new_folder_that_loads(tmp_path, capsys, cli_err
     assert training["wall_time_min"] == round((60.0 + 15.0) / 60, 1)
     assert config_from_args(training["command"].split()[3:]).model == TINY
     assert card["metrics"]["label_accuracy"]["num_samples"] == 100
+    morphs = card["metrics"]["class_morphs"]  # notebook 05's routes, on 100 // 100 -> 2 latents here
+    assert morphs["num_latents"] == 2 and set(morphs) >= {"airplane -> frog", "horse -> ship", "cat -> dog"}
+    assert all(0 <= m["start"] <= 1 and 0 <= m["end"] <= 1 for k, m in morphs.items() if "->" in k)
     assert (out / "train_log.csv").read_text() == (tmp_path / "log.csv").read_text()
     assert load_generator(path=out / "generator.pt").z_dim == TINY.z_dim
     before = sha256(out / "generator.pt")
