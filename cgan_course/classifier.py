@@ -67,7 +67,7 @@ class TrainClassifierConfig:
     lr: float = 0.4  # peak learning rate (mean loss); BN makes the net tolerant of a large one
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    label_smoothing: float = 0.2  # soft targets: better calibrated logits, less overfitting
+    label_smoothing: float = 0.2  # soft targets: less overfitting (and an underconfident softmax: see calibrate)
     warmup_epochs: float = 2.0  # linear warm-up, then linear decay to zero at the end
     translate: int = 2  # random shifts of up to this many pixels (reflect padding)
     whiten_bias_epochs: int = 3  # the stem's bias trains this long, its weights never
@@ -191,7 +191,6 @@ def calibration_error(logits: torch.Tensor, labels: torch.Tensor, temperature: f
     conf, pred = torch.softmax(logits.double() / temperature, dim=1).max(1)  # (N,), (N,)
     right = (pred == labels).double()
     which = (conf * bins).ceil().clamp(1, bins).long() - 1  # bin (i/bins, (i+1)/bins]
-    count = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, torch.ones_like(conf))
     gap = torch.zeros(bins, dtype=torch.float64).index_add_(0, which, conf - right)
     return float(gap.abs().sum() / max(len(labels), 1))
 
@@ -200,7 +199,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The temperature ``T`` that minimises the cross-entropy of ``softmax(logits / T)`` on these
     labelled images (one parameter, fitted on log T so T stays positive)."""
     if len(labels) < 100:
-        raise CourseError(f"fitting a temperature needs at least 100 labelled images, got {len(labels)}")
+        raise CourseError(f"fitting a temperature needs at least 100 labelled images, got {len(labels)}: "
+                          "fit it on the test split (or the 1,000-image sample)")
     logits, log_t = logits.double(), torch.zeros(1, dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
 
@@ -232,10 +232,16 @@ def calibrate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> d
 
 
 def _card_temperature(card: dict, path: Path) -> float:
-    t = card.get("calibration", {}).get("temperature", 1.0) if isinstance(card.get("calibration", {}), dict) else None
+    """The card's calibrated temperature; 1.0 (the raw softmax) for a card that was never calibrated."""
+    if "calibration" not in card:
+        return 1.0
+    cal = card["calibration"]
+    t = cal.get("temperature") if isinstance(cal, dict) else None
     if not isinstance(t, (int, float)) or isinstance(t, bool) or not (0.01 <= t <= 100):
-        raise CheckpointError(f"{card_path(path)} has an invalid calibration temperature ({t!r}): fit it again with "
-                              "`python -m cgan_course.classifier calibrate`, or restore the card.")
+        what = f"temperature {t!r}" if isinstance(cal, dict) else f"block {type(cal).__name__} (not an object)"
+        raise CheckpointError(f"{card_path(path)} has an invalid calibration {what}: fit it again with `python -m "
+                              f"cgan_course.classifier calibrate --weights {path}` (plus --replace-committed for the "
+                              "committed file), or restore the card with `git checkout -- data/pretrained`.")
     return float(t)
 
 
@@ -373,18 +379,21 @@ def export_classifier(model: Classifier, out: str | Path, card: dict | None = No
     return Path(out)
 
 
-def load_classifier(device: str | torch.device = "cpu", path: str | Path | None = None) -> Classifier:
+def load_classifier(device: str | torch.device = "cpu", path: str | Path | None = None,
+                    calibrated: bool = True) -> Classifier:
     """The committed classifier in ``eval()`` mode, float32 on ``device``.
 
     ``model(x)`` maps images ``[B, 3, 32, 32]`` in [-1, 1] to logits ``[B, 10]``;
     ``model.features(x)`` gives the penultimate ``[B, 256]`` features. The file is loaded with
     ``weights_only=True`` and checked against the sha256 in its card ``classifier.json``.
+    ``model.temperature`` is the card's calibrated temperature (1.0 without one, or with
+    ``calibrated=False``).
     """
     path = Path(path) if path is not None else CLASSIFIER_FILE
     require_files(path, "train one: `python -m cgan_course.classifier train --data-root <cifar10 folder or .tar.gz> "
                         "--source folder --replace-committed`")
     card = verify_card(path)
-    temperature = _card_temperature(card, path)
+    temperature = _card_temperature(card, path) if calibrated else 1.0  # calibrate() refits it from scratch
     state = load_checkpoint(path)
     require_keys(state, ("model", "state_dict"), path, "a course classifier file")
     try:
@@ -468,7 +477,7 @@ def _run(args: argparse.Namespace, argv: list[str] | None) -> None:
               f"({source_name}), {time.time() - t0:.1f} s")
         return
     if args.command == "calibrate":
-        model = load_classifier(path=weights)
+        model = load_classifier(path=weights, calibrated=False)
         report = {**calibrate(model, *test), "data": f"test split ({source_name})",
                   "command": "python -m cgan_course.classifier " + " ".join(argv if argv is not None else sys.argv[1:])}
         write_card(weights, {**read_card(weights), "calibration": report})

@@ -9,6 +9,7 @@ from cgan_course import release
 from cgan_course.checkpoints import (atomic_write, load_checkpoint, read_card, save_checkpoint, sha256, staging_folder,
                                      write_card)
 from cgan_course.data import CLASSES
+from cgan_course.metrics import ClassifierFeatures, class_morph_curve
 from cgan_course.models import ModelConfig, build_generator
 from cgan_course.pretrained import load_generator
 from cgan_course.train import TrainConfig, config_from_args
@@ -112,7 +113,10 @@ def test_export_command_writes_a_new_folder_that_loads(tmp_path, capsys, cli_err
     assert card["metrics"]["label_accuracy"]["num_samples"] == 100
     morphs = card["metrics"]["class_morphs"]  # notebook 05's routes, on 100 // 100 -> 2 latents here
     assert morphs["num_latents"] == 2 and set(morphs) >= {"airplane -> frog", "horse -> ship", "cat -> dog"}
-    assert all(0 <= m["start"] <= 1 and 0 <= m["end"] <= 1 for k, m in morphs.items() if "->" in k)
+    G, clf = load_generator(path=out / "generator.pt"), ClassifierFeatures()
+    again = class_morph_curve(G, clf, CLASSES.index("horse"), CLASSES.index("ship"), num_latents=2)
+    assert morphs["horse -> ship"]["end"] == round(again["p_end"][-1], 3)  # calibrated, as the card says
+    assert morphs["temperature"] == clf.model.temperature != 1.0
     assert (out / "train_log.csv").read_text() == (tmp_path / "log.csv").read_text()
     assert load_generator(path=out / "generator.pt").z_dim == TINY.z_dim
     before = sha256(out / "generator.pt")
