@@ -1,5 +1,5 @@
 """Time to quality: label fidelity and Fréchet distance against CPU minutes, classic CGAN vs
-projection cGAN, each trained for the same wall-clock budget with the classroom recipe.
+projection cGAN (with and without AC-GAN's class head), each trained for the same wall-clock budget.
 
     python benchmarks/time_to_quality.py --data-root /path/to/cifar10-jpg.tar.gz         # 2 x 20 min + scoring
     python benchmarks/time_to_quality.py --data-root ... --parallel                      # both at once (20 min)
@@ -41,22 +41,28 @@ from cgan_course.sampling import sample_grid, save_image_grid  # noqa: E402
 from cgan_course.checkpoints import load_checkpoint, model_config_from, save_checkpoint  # noqa: E402
 from cgan_course.train import TrainConfig, train  # noqa: E402
 
-FAMILIES = ("classic", "projection")
-RECIPE_FIELDS = ("model", "loss", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "ema_decay", "hflip", "d_steps")
+FAMILIES = ("classic", "projection", "projection_ac")
+RECIPE_FIELDS = ("model", "loss", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "ema_decay", "hflip", "d_steps",
+                 "ac_weight")
+
+
+AC_WEIGHT = 3.0  # chosen by 5-minute trials on machine B (README: "Notebook 04's classroom run")
 
 
 def recipe(family: str) -> TrainConfig:
     """The recipe compared for each family: batch 64, EMA 0.999, each family's own loss and Adam betas.
 
     classic: the DCGAN-style CGAN (BCE, Adam (2e-4, 0.5, 0.999)); projection: notebook 04's and the
-    pretrained generator's recipe (hinge, width 32, Adam (2e-4, 0.0, 0.9) as in SNGAN).
+    pretrained generator's recipe (hinge, width 32, Adam (2e-4, 0.0, 0.9) as in SNGAN);
+    projection_ac: the same with AC-GAN's class head on D (``AC_WEIGHT``), notebook 04's classroom run.
     """
     if family == "classic":
         return TrainConfig(model=ModelConfig(arch="classic", g_width=64, d_width=64), loss="bce",
                            beta1=0.5, beta2=0.999, batch_size=64, ema_decay=0.999)
-    if family == "projection":
-        return TrainConfig(model=ModelConfig(arch="projection", g_width=32, d_width=32), loss="hinge",
-                           beta1=0.0, beta2=0.9, batch_size=64, ema_decay=0.999)
+    if family in ("projection", "projection_ac"):
+        ac = family == "projection_ac"
+        return TrainConfig(model=ModelConfig(arch="projection", g_width=32, d_width=32, class_head=ac), loss="hinge",
+                           beta1=0.0, beta2=0.9, batch_size=64, ema_decay=0.999, ac_weight=AC_WEIGHT if ac else 0.0)
     raise SystemExit(f"error: unknown family {family!r}; choose from {', '.join(FAMILIES)}")
 
 
@@ -223,8 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--minutes", type=float, default=20.0, help="training budget per family (default 20)")
     p.add_argument("--every", type=float, default=2.5, help="snapshot interval in minutes (default 2.5)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per family (default 1)")
-    p.add_argument("--parallel", action="store_true", help="train both families at once, one process each")
-    p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of classic,projection")
+    p.add_argument("--parallel", action="store_true", help="train the families at once, one process each")
+    p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of " + ",".join(FAMILIES))
     p.add_argument("--data-root", default=None, help=f"CIFAR-10 folder or .tar.gz (default: ${ENV_VAR})")
     p.add_argument("--source", default="auto", help="auto | folder | torchvision (sample only with --quick)")
     p.add_argument("--samples", type=int, default=2000, help="class-balanced samples per snapshot score (default 2,000)")

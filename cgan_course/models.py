@@ -46,6 +46,8 @@ class ModelConfig:
     embed_dim: int = config_field(50, "classic CGAN: size of the label embedding concatenated to z")
     out_cbn: bool = config_field(True, "projection G: the last BatchNorm (before the RGB conv) is class-conditional too")
     g_init: str = config_field("pytorch", "projection G weights: 'pytorch' (the layers' defaults) or 'xavier' (SNGAN/BigGAN)")
+    class_head: bool = config_field(False, "projection D: also an auxiliary classifier of the image's class "
+                                           "(AC-GAN), trained when the run's ac_weight > 0")
 
     def __post_init__(self):
         if self.arch not in ("classic", "projection"):
@@ -60,6 +62,9 @@ class ModelConfig:
             raise CourseError(f"image_size must be 32, 64 or 128, got {self.image_size}")
         if self.num_classes < 0 or self.z_dim < 1 or self.g_width < 1 or self.d_width < 1:
             raise CourseError(f"num_classes must be >= 0 and z_dim, g_width, d_width >= 1; got {self}")
+        if self.class_head and (self.arch != "projection" or self.num_classes == 0):
+            raise CourseError("class_head needs arch='projection' and num_classes > 0 (it names the image's class); "
+                              "pass class_head=False (and ac_weight=0) for the classic CGAN or an unconditional model")
 
 
 def _num_upsamplings(image_size: int) -> int:
@@ -401,11 +406,21 @@ class ProjectionDiscriminator(nn.Module):
             self.body = nn.Sequential(*blocks, nn.ReLU())
             features = c
         self.head = ProjectionHead(features, cfg.num_classes)
+        # AC-GAN's auxiliary classifier on the same features: not spectrally normalised, since it is
+        # trained by cross-entropy on real labels, not by the adversarial game
+        self.class_head = nn.Linear(features, cfg.num_classes) if cfg.class_head else None
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None, class_logits: bool = False) -> torch.Tensor:
+        """(B, 3, S, S) -> realness logits (B,); with ``class_logits``, (B, 1 + K): the realness
+        logit, then the class head's K logits for the same images (one pass through the body)."""
         check_images(x, y, self.image_size, self.num_classes, _weights_dtype(self))
         phi = self.body(x).sum(dim=(2, 3))  # (B, F, s, s) -> (B, F): sum pooling as in SNGAN
-        return self.head(phi, y)  # (B,)
+        out = self.head(phi, y)  # (B,)
+        if not class_logits:
+            return out
+        if self.class_head is None:
+            raise CourseError("this discriminator has no class head: build it with ModelConfig(class_head=True)")
+        return torch.cat([out[:, None], self.class_head(phi)], dim=1)  # (B, 1 + K)
 
 
 def build_generator(cfg: ModelConfig) -> nn.Module:

@@ -31,6 +31,7 @@ from typing import Callable, Iterator
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .checkpoints import (CheckpointError, check_model_config, load_checkpoint, load_state_strict,
@@ -72,6 +73,8 @@ class TrainConfig:
     fake_labels: str = config_field("uniform", "labels of the D step's fakes: 'uniform' random or 'real' (the real batch's)")
     reuse_fakes: bool = config_field(False, "the G step reuses the last D step's z and labels instead of drawing new ones")
     diffaug: str = config_field("", "DiffAugment ops, e.g. 'color,translation,cutout'; '' = off")
+    ac_weight: float = config_field(0.0, "AC-GAN: weight of the class head's cross-entropy (D names the class of real "
+                                         "images, G makes D's head name the requested one); needs --class-head")
     # run
     seed: int = config_field(0, "seed of the initial weights, the noise and the data order")
     device: str = config_field("auto", "auto | cpu | cuda | cuda:1 | mps")
@@ -109,6 +112,9 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise CourseError(f"{name} must be >= 0 (0 = {'all cores' if name == 'threads' else 'off'}), "
                                   f"got {getattr(self, name)}")
+        if self.ac_weight < 0 or (self.ac_weight > 0) != self.model.class_head:
+            raise CourseError("ac_weight > 0 and model.class_head=True go together (the class head is trained only "
+                              f"by that loss); got ac_weight {self.ac_weight}, class_head {self.model.class_head}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise CourseError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.resume and self.overwrite:
@@ -264,14 +270,24 @@ class GANLoss:
     ``penalty(D, x_real, y_real, x_fake, y_fake)`` is added to D's loss: R1 or a WGAN-GP gradient
     penalty is a new function passed here, not an edit of the step. It gets the images before
     DiffAugment and runs under the step's autocast.
+
+    ``ac_weight`` > 0 adds AC-GAN's auxiliary classification (Odena et al. 2017) for a D with a
+    class head: D's loss gains ``ac_weight * CE(head(real), y_real)`` and G's loss
+    ``ac_weight * CE(head(fake), y_fake)``. The head learns the classes from real images only, so G
+    is pushed towards what distinguishes real classes, not towards fakes D finds easy to label.
     """
     d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (D(real), D(fake)) -> D's loss
     g: Callable[[torch.Tensor], torch.Tensor]  # D(fake) -> G's loss
     penalty: Callable[..., torch.Tensor] | None = None
+    ac_weight: float = 0.0
 
     @classmethod
-    def named(cls, name: str) -> GANLoss:
-        return cls(*LOSSES[name])
+    def named(cls, name: str, ac_weight: float = 0.0) -> GANLoss:
+        return cls(*LOSSES[name], ac_weight=ac_weight)
+
+    def class_term(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``ac_weight * CE`` of the class head's logits [B, K] against the labels y [B]."""
+        return self.ac_weight * F.cross_entropy(logits, y)
 
 
 def latents(model: ModelConfig, n: int, device: torch.device,
@@ -285,15 +301,16 @@ def latents(model: ModelConfig, n: int, device: torch.device,
 
 
 def discriminate(D: nn.Module, x_real: torch.Tensor, y_real: torch.Tensor, x_fake: torch.Tensor,
-                 y_fake: torch.Tensor | None, augment=lambda x: x) -> tuple[torch.Tensor, torch.Tensor]:
-    """D's logits on the real and the fake batch, [B] each, in fp32. ``augment`` is what D sees of
-    every image (DiffAugment); it is applied to both sides alike, or D could tell them apart by it."""
+                 y_fake: torch.Tensor | None, augment=lambda x: x, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """D's logits on the real and the fake batch, [B] each (or [B, 1 + K] with ``class_logits=True``
+    in ``kwargs``, passed on to D), in fp32. ``augment`` is what D sees of every image (DiffAugment);
+    it is applied to both sides alike, or D could tell them apart by it."""
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules()):
         # BatchNorm must not mix the two: its batch statistics would tell D which half is fake,
         # and the G step (fakes only) would see other statistics
-        return D(augment(x_real), y_real).float(), D(augment(x_fake), y_fake).float()
+        return D(augment(x_real), y_real, **kwargs).float(), D(augment(x_fake), y_fake, **kwargs).float()
     y_both = torch.cat([y_real, y_fake]) if y_fake is not None else None  # else: one pass instead of two
-    return D(augment(torch.cat([x_real, x_fake])), y_both).float().chunk(2)
+    return D(augment(torch.cat([x_real, x_fake])), y_both, **kwargs).float().chunk(2)
 
 
 def gan_step(s: TrainState, loss: GANLoss, cfg: TrainConfig, amp=contextlib.nullcontext(),
@@ -304,29 +321,37 @@ def gan_step(s: TrainState, loss: GANLoss, cfg: TrainConfig, amp=contextlib.null
     autocast context (``runtime.autocast``): the forward passes run in bf16/fp16 there, the
     losses in fp32. Returns [loss_d, loss_g, mean D(real), mean D(fake)] as a tensor on the
     device: reading it would make the CPU wait for the GPU, so the loop reads once per log row.
+    loss_d and loss_g are the adversarial losses (with the penalty), without AC-GAN's class terms,
+    so they read on the same scale with or without a class head.
     """
     B = cfg.batch_size
+    ac = {"class_logits": True} if loss.ac_weight else {}  # D then returns (B, 1 + K): realness, class logits
     for _ in range(cfg.d_steps):
         x_real, y_real = next(s.batches)  # [B, 3, H, W], [B]
         z, y_fake = latents(cfg.model, B, x_real.device, y_real if cfg.fake_labels == "real" else None)
         with torch.no_grad(), amp:  # D's update needs G's images, not a graph through G
             x_fake = s.G(z, y_fake).to(x_real.dtype)  # [B, 3, H, W]
         with amp:
-            d_real, d_fake = discriminate(s.D, x_real, y_real, x_fake, y_fake, augment)  # [B], [B]
+            d_real, d_fake = discriminate(s.D, x_real, y_real, x_fake, y_fake, augment, **ac)  # [B] or [B, 1 + K]
+            if ac:  # the class head's logits on the real images; D's fakes are not classified
+                c_real, d_real, d_fake = d_real[:, 1:], d_real[:, 0], d_fake[:, 0]
             loss_d = loss.d(d_real, d_fake)
             if loss.penalty is not None:
                 loss_d = loss_d + loss.penalty(s.D, x_real, y_real, x_fake, y_fake)
+            total_d = loss_d + loss.class_term(c_real, y_real) if ac else loss_d
         s.opt_d.zero_grad(set_to_none=True)
-        s.scaler_d.scale(loss_d).backward()  # fp16: the loss is scaled up so small gradients survive
+        s.scaler_d.scale(total_d).backward()  # fp16: the loss is scaled up so small gradients survive
         s.scaler_d.step(s.opt_d)  # unscales first, and skips the step if a gradient overflowed
         s.scaler_d.update()  # (bf16 and fp32 runs have a disabled scaler: plain backward and step)
 
     if not cfg.reuse_fakes:  # fresh (z, y): G is scored on samples D was not just trained against
         z, y_fake = latents(cfg.model, B, x_real.device)
     with amp:
-        loss_g = loss.g(s.D(augment(s.G(z, y_fake)), y_fake).float())  # gradients flow through D into G
+        d_gen = s.D(augment(s.G(z, y_fake)), y_fake, **ac).float()  # gradients flow through D into G
+        loss_g = loss.g(d_gen[:, 0] if ac else d_gen)
+        total_g = loss_g + loss.class_term(d_gen[:, 1:], y_fake) if ac else loss_g
     s.opt_g.zero_grad(set_to_none=True)  # D's gradients from this pass are cleared by its next step
-    s.scaler_g.scale(loss_g).backward()
+    s.scaler_g.scale(total_g).backward()
     s.scaler_g.step(s.opt_g)
     s.scaler_g.update()
 
@@ -382,7 +407,7 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
     elif place.is_main:
         _start_over(cfg)
     _wrap(state, cfg, place)
-    loss = loss or GANLoss.named(resolved_loss(cfg))
+    loss = loss or GANLoss.named(resolved_loss(cfg), cfg.ac_weight)
     amp = autocast(place.device, place.amp_dtype)
     augment = functools.partial(_augment, ops=cfg.diffaug, channels_last=place.channels_last)
     if place.is_main:

@@ -31,12 +31,13 @@ def _scratch(prefix: str) -> Path:
 
 
 def _config(fast: bool, out: Path) -> TrainConfig:
-    """Notebook 04's classroom recipe, or a tiny model for a few steps."""
+    """Notebook 04's classroom recipe (AC-GAN's class head on), or a tiny model for a few steps."""
     if fast:
-        return TrainConfig(model=ModelConfig(g_width=8, d_width=8, z_dim=16), batch_size=16, steps=4, log_every=1,
-                           sample_every=0, progress=False, out=str(out))
-    return TrainConfig(model=ModelConfig(g_width=32, d_width=32), batch_size=64, beta2=0.9, steps=100_000,
-                       max_minutes=5, log_every=25, sample_every=0, progress=False, out=str(out))
+        return TrainConfig(model=ModelConfig(g_width=8, d_width=8, z_dim=16, class_head=True), ac_weight=3.0,
+                           batch_size=16, steps=4, log_every=1, sample_every=0, progress=False, out=str(out))
+    return TrainConfig(model=ModelConfig(g_width=32, d_width=32, class_head=True), ac_weight=3.0, batch_size=64,
+                       beta2=0.9, steps=100_000, max_minutes=5, log_every=25, sample_every=0, progress=False,
+                       out=str(out))
 
 
 @functools.cache
@@ -65,7 +66,8 @@ def _variant(fast: bool, change) -> dict:
 
 def solve_1(fast: bool = False) -> dict:
     return _variant(fast, lambda cfg: dataclasses.replace(
-        cfg, model=dataclasses.replace(cfg.model, arch="classic"), loss="bce", beta1=0.5, beta2=0.999))
+        cfg, model=dataclasses.replace(cfg.model, arch="classic", class_head=False), ac_weight=0.0, loss="bce",
+        beta1=0.5, beta2=0.999))
 
 
 def solve_2(fast: bool = False) -> dict:

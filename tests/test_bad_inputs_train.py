@@ -87,6 +87,9 @@ def test_resume_may_change_length_logging_and_hardware_and_records_what_was_used
     (["--device", "banana"], r"device 'banana' is not a device name; use auto, cpu, cuda, cuda:N or mps"),
     (["--threads", "-3"], r"threads must be >= 0 \(0 = all cores\), got -3"),
     (["--log-every", "-1"], r"log_every must be >= 0 \(0 = off\), got -1"),
+    (["--ac-weight", "1"], r"ac_weight > 0 and model.class_head=True go together .* got ac_weight 1.0, class_head False"),
+    (["--class-head"], r"ac_weight > 0 and model.class_head=True go together .* got ac_weight 0.0, class_head True"),
+    (["--class-head", "--ac-weight", "-1"], r"got ac_weight -1.0, class_head True"),
 ])
 def test_bad_option_values_are_one_line(tmp_path, cli_error, argv, match):
     cli_error(main, [*TINY, "--out", str(tmp_path / "run"), *argv], match)

@@ -58,6 +58,8 @@ def test_trace_shapes_leaves_the_model_untouched():
     ({"arch": "classic", "backbone": "resnet"}, "only with backbone='dcgan'"),
     ({"image_size": 48}, "image_size must be 32, 64 or 128"),
     ({"num_classes": -1}, "num_classes must be >= 0"),
+    ({"arch": "classic", "class_head": True}, "class_head needs arch='projection'"),
+    ({"num_classes": 0, "class_head": True}, "class_head needs .* num_classes > 0"),
 ])
 def test_bad_config(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -220,3 +222,20 @@ def test_models_compile_as_one_graph():
         x = torch.compile(G, fullgraph=True, backend="eager")(z, y)
         assert torch.equal(x, G(z, y))
         assert torch.equal(torch.compile(D, fullgraph=True, backend="eager")(x, y), D(x, y))
+
+
+def test_class_head_names_classes_in_the_same_pass():
+    """With ``class_head`` D returns, on request, its realness logit and K class logits from one
+    pass: column 0 is exactly what the plain call returns, and the class logits ignore y."""
+    D = build_discriminator(ModelConfig(d_width=8, class_head=True)).eval()
+    x, y = torch.randn(3, 3, 32, 32), torch.tensor([0, 4, 9])
+    both = D(x, y, class_logits=True)
+    assert both.shape == (3, 11)
+    assert torch.allclose(both[:, 0], D(x, y)) and torch.allclose(both[:, 1:], D(x, (y + 1) % 10, class_logits=True)[:, 1:])
+    with pytest.raises(ValueError, match="no class head: build it with ModelConfig\\(class_head=True\\)"):
+        build_discriminator(ModelConfig(d_width=8))(x, y, class_logits=True)
+    # configs saved before the option existed build a D without the head
+    from cgan_course.checkpoints import check_model_config, model_config_from
+    old = {k: v for k, v in dataclasses.asdict(ModelConfig(d_width=8)).items() if k != "class_head"}
+    assert model_config_from(old, "old.pt").class_head is False
+    check_model_config(old, ModelConfig(d_width=8), "old.pt")  # resumes as the same architecture

@@ -354,6 +354,34 @@ def test_a_penalty_is_a_new_function_not_an_edit(tmp_path, sample):
     assert not states_equal(plain.D.state_dict(), with_r1.D.state_dict())
 
 
+def test_ac_gan_term_teaches_the_class_head_and_g(tmp_path):
+    """AC-GAN (``ac_weight``): D's class head learns the classes of the real images, and the term
+    makes G draw the requested class far sooner. Data where the class is the colour, judged by
+    the nearest class colour of each sample's mean: after 60 steps the plain projection cGAN is
+    still at chance (1/K, measured 0.25), the same run with the term well above it (measured 0.74)."""
+    K, per_class = 4, 48
+    colours = torch.tensor([[230, 20, 20], [20, 230, 20], [20, 20, 230], [230, 230, 20]], dtype=torch.uint8)
+    labels = torch.arange(K).repeat_interleave(per_class)
+    images = colours[labels][:, :, None, None].expand(-1, 3, 32, 32).contiguous()  # (N, 3, 32, 32) uint8
+    y = torch.arange(K).repeat(25)
+
+    def run(ac_weight: float):
+        model = dataclasses.replace(TINY, num_classes=K, class_head=ac_weight > 0)
+        cfg = tiny_cfg(tmp_path / str(ac_weight), model=model, ac_weight=ac_weight, steps=60, batch_size=16,
+                       lr_g=1e-3, lr_d=1e-3, log_every=0)
+        result = train(cfg, (images, labels))
+        with torch.no_grad():
+            mean_colour = (result.G_ema(torch.randn(len(y), TINY.z_dim), y).mean(dim=(2, 3)) + 1) * 127.5  # (N, 3)
+        fidelity = (torch.cdist(mean_colour, colours.float()).argmin(1) == y).float().mean().item()
+        return result, fidelity
+
+    (plain, plain_fidelity), (ac, ac_fidelity) = run(0.0), run(3.0)
+    with torch.no_grad():
+        named = ac.D.eval()(images.float() / 127.5 - 1, labels, class_logits=True)[:, 1:].argmax(1)
+    assert (named == labels).all(), "D's class head did not learn the real images' classes"
+    assert plain_fidelity < 0.4 and ac_fidelity > 0.6, (plain_fidelity, ac_fidelity)
+
+
 def test_train_state_load_is_the_inverse_of_save(tmp_path, sample):
     """A state loaded from another's saved state_dict holds equal tensors and takes the same next step."""
     cfg, loss = tiny_cfg(tmp_path), GANLoss.named("hinge")
