@@ -1,8 +1,8 @@
 """Time to quality: label fidelity and Fréchet distance against CPU minutes, classic CGAN vs
 projection cGAN (with and without AC-GAN's class head), each trained for the same wall-clock budget.
 
-    python benchmarks/time_to_quality.py --data-root /path/to/cifar10-jpg.tar.gz         # 2 x 20 min + scoring
-    python benchmarks/time_to_quality.py --data-root ... --parallel                      # both at once (20 min)
+    python benchmarks/time_to_quality.py --data-root /path/to/cifar10-jpg.tar.gz         # 3 x 20 min + scoring
+    python benchmarks/time_to_quality.py --data-root ... --parallel                      # all at once (20 min)
     python benchmarks/time_to_quality.py --quick --standin-classifier                     # plumbing check, seconds
     python benchmarks/time_to_quality.py --score-only --data-root ...                     # re-score saved snapshots
 

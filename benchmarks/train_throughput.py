@@ -213,7 +213,7 @@ def step_flops(cfg: TrainConfig, device: torch.device) -> int:
     y_real = torch.randint(0, cfg.model.num_classes, (B,), device=device)
     state = TrainState.new(cfg, iter(lambda: (x_real, y_real), None), Placement(device))  # the same batch forever
     with FlopCounterMode(display=False) as counter:
-        gan_step(state, GANLoss.named(resolved_loss(cfg)), cfg)
+        gan_step(state, GANLoss.named(resolved_loss(cfg), cfg.ac_weight), cfg)
     return int(counter.get_total_flops())
 
 

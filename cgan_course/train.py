@@ -387,7 +387,8 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
 
     ``data`` = (uint8 images [N, 3, H, W], labels [N]) skips loading; ``batches``, an iterator of
     (x [B, 3, H, W] in [-1, 1], y [B]) on the device as ``DeviceBatches`` yields them, replaces
-    the input pipeline (benchmarks feed theirs); ``loss`` replaces ``cfg.loss`` (e.g. to add R1).
+    the input pipeline (benchmarks feed theirs); ``loss`` replaces ``cfg.loss`` (e.g. to add R1; its
+    ``ac_weight`` is set to ``cfg.ac_weight``).
     Writes ``<out>/checkpoint.pt`` every ``ckpt_every`` steps and when the run ends or stops
     (Ctrl-C, ``max_minutes``), a ``<out>/log.csv`` row every ``log_every`` steps and a grid
     ``<out>/samples/step_XXXXXX.png`` every ``sample_every`` steps and at the end.
@@ -407,7 +408,8 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
     elif place.is_main:
         _start_over(cfg)
     _wrap(state, cfg, place)
-    loss = loss or GANLoss.named(resolved_loss(cfg), cfg.ac_weight)
+    # the config owns the class term's weight (it is what the checkpoint records), also for a custom loss
+    loss = dataclasses.replace(loss, ac_weight=cfg.ac_weight) if loss else GANLoss.named(resolved_loss(cfg), cfg.ac_weight)
     amp = autocast(place.device, place.amp_dtype)
     augment = functools.partial(_augment, ops=cfg.diffaug, channels_last=place.channels_last)
     if place.is_main:
