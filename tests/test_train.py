@@ -376,7 +376,7 @@ def test_ac_gan_term_teaches_the_class_head_and_g(tmp_path):
         fidelity = (torch.cdist(mean_colour, colours.float()).argmin(1) == y).float().mean().item()
         return result, fidelity
 
-    (plain, plain_fidelity), (ac, ac_fidelity) = run(0.0), run(3.0)
+    (_, plain_fidelity), (ac, ac_fidelity) = run(0.0), run(3.0)
     with torch.no_grad():
         named = ac.D.eval()(images.float() / 127.5 - 1, labels, class_logits=True)[:, 1:].argmax(1)
     assert (named == labels).all(), "D's class head did not learn the real images' classes"
