@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from .errors import CourseError, run_cli
+from .validate import check_choice, check_float
 
 CLASSES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -639,13 +640,10 @@ def load_class_folders(root: str | os.PathLike, split: str = "train", image_size
 
 
 def _check_options(split: str, image_size: int, test_fraction: float) -> None:
-    if split not in ("train", "test"):
-        raise DatasetError(f"split must be 'train' or 'test', got {split!r}")
-    if image_size not in IMAGE_SIZES:
-        raise DatasetError(f"image_size must be 32, 64 or 128 (the sizes the models are built for), got {image_size!r}")
-    if not 0 <= test_fraction < 1:
-        raise DatasetError(f"test_fraction must be in [0, 1), got {test_fraction!r}: e.g. 0.1 holds out "
-                           "10% of each class, 0 holds out nothing")
+    check_choice("split", split, ("train", "test"), error=DatasetError)
+    check_choice("image_size", image_size, IMAGE_SIZES, error=DatasetError)  # the sizes the models are built for
+    check_float("test_fraction", test_fraction, 0, 1, hi_open=True, error=DatasetError,
+                fix="e.g. 0.1 holds out 10% of each class, 0 holds out nothing")
 
 
 class _Tree:

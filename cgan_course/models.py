@@ -27,41 +27,40 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .errors import CourseError
+from .validate import check_fields, config_field
 
 
-def config_field(default, help: str):
-    """A config dataclass field with its ``--help`` text (the training CLI reads it)."""
-    return field(default=default, metadata={"help": help})
+# Upper bounds of a model config: far above any model this course trains, far below one whose
+# weights alone would take gigabytes (a typo such as --num-classes 10000000 is refused, not allocated).
+MAX_CLASSES = 10_000
+MAX_WIDTH = 512
+MAX_Z_DIM = 4096
 
 
 @dataclass
 class ModelConfig:
-    arch: str = config_field("projection", "'classic' (concat + BCE) or 'projection' (CBN + SN + projection, hinge)")
-    backbone: str = config_field("dcgan", "'dcgan' (CPU-friendly CNN) or 'resnet' (SNGAN ResNet; projection only)")
-    image_size: int = config_field(32, "32, 64 or 128 pixels")
-    num_classes: int = config_field(10, "0 builds the unconditional model")
-    z_dim: int = config_field(128, "latent size")
-    g_width: int = config_field(64, "generator base channel count (the widest layer has 4-8x this)")
-    d_width: int = config_field(64, "discriminator base channel count")
-    embed_dim: int = config_field(50, "classic CGAN: size of the label embedding concatenated to z")
+    arch: str = config_field("projection", "'classic' (concat + BCE) or 'projection' (CBN + SN + projection, hinge)",
+                             choices=("classic", "projection"))
+    backbone: str = config_field("dcgan", "'dcgan' (CPU-friendly CNN) or 'resnet' (SNGAN ResNet; projection only)",
+                                 choices=("dcgan", "resnet"))
+    image_size: int = config_field(32, "32, 64 or 128 pixels", choices=(32, 64, 128))
+    num_classes: int = config_field(10, "0 builds the unconditional model", lo=0, hi=MAX_CLASSES)
+    z_dim: int = config_field(128, "latent size", lo=1, hi=MAX_Z_DIM)
+    g_width: int = config_field(64, "generator base channel count (the widest layer has 4-8x this)", lo=1,
+                                hi=MAX_WIDTH)
+    d_width: int = config_field(64, "discriminator base channel count", lo=1, hi=MAX_WIDTH)
+    embed_dim: int = config_field(50, "classic CGAN: size of the label embedding concatenated to z", lo=1,
+                                  hi=MAX_Z_DIM)
     out_cbn: bool = config_field(True, "projection G: the last BatchNorm (before the RGB conv) is class-conditional too")
-    g_init: str = config_field("pytorch", "projection G weights: 'pytorch' (the layers' defaults) or 'xavier' (SNGAN/BigGAN)")
+    g_init: str = config_field("pytorch", "projection G weights: 'pytorch' (the layers' defaults) or 'xavier' (SNGAN/BigGAN)",
+                               choices=("pytorch", "xavier"))
     class_head: bool = config_field(False, "projection D: also an auxiliary classifier of the image's class "
                                            "(AC-GAN), trained when the run's ac_weight > 0")
 
     def __post_init__(self):
-        if self.arch not in ("classic", "projection"):
-            raise CourseError(f"arch must be 'classic' or 'projection', got {self.arch!r}")
-        if self.backbone not in ("dcgan", "resnet"):
-            raise CourseError(f"backbone must be 'dcgan' or 'resnet', got {self.backbone!r}")
+        check_fields(self)  # types and ranges, declared on the fields above
         if self.arch == "classic" and self.backbone != "dcgan":
             raise CourseError("the classic CGAN exists only with backbone='dcgan'")
-        if self.g_init not in ("xavier", "pytorch"):
-            raise CourseError(f"g_init must be 'xavier' or 'pytorch', got {self.g_init!r}")
-        if self.image_size not in (32, 64, 128):
-            raise CourseError(f"image_size must be 32, 64 or 128, got {self.image_size}")
-        if self.num_classes < 0 or self.z_dim < 1 or self.g_width < 1 or self.d_width < 1:
-            raise CourseError(f"num_classes must be >= 0 and z_dim, g_width, d_width >= 1; got {self}")
         if self.class_head and (self.arch != "projection" or self.num_classes == 0):
             raise CourseError("class_head needs arch='projection' and num_classes > 0 (it names the image's class); "
                               "pass class_head=False (and ac_weight=0) for the classic CGAN or an unconditional model")

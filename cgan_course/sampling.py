@@ -11,8 +11,10 @@ import torch
 import torch.nn as nn
 
 from .errors import CourseError
+from .validate import check_int
 
 RESAMPLE_ROUNDS = 100  # truncation: redraws before the exact fallback (a bound on the time it takes)
+MAX_GRID_SAMPLES = 10_000  # images in one sample_grid call (10k at 32 px are 120 MB as float)
 
 
 def _as_index(value: object) -> int | None:
@@ -24,14 +26,6 @@ def _as_index(value: object) -> int | None:
         return value.__index__()
     except (AttributeError, TypeError, RuntimeError):
         return None
-
-
-def _positive_int(name: str, value: int) -> int:
-    """``value`` as an int >= 1, else a one-line CourseError."""
-    number = _as_index(value)
-    if number is None or number < 1:
-        raise CourseError(f"{name} must be a whole number >= 1, got {value!r}")
-    return number
 
 
 def _truncated_normal(k: int, truncation: float, g: torch.Generator | None) -> torch.Tensor:
@@ -79,9 +73,11 @@ def _device_of(G: nn.Module) -> torch.device:
 @torch.no_grad()
 def generate(G: nn.Module, z: torch.Tensor, y: torch.Tensor | None, batch_size: int = 500) -> torch.Tensor:
     """Run ``G`` in batches; returns images ``[N, 3, S, S]`` in [-1, 1] on the CPU."""
-    batch_size = _positive_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size, 1)
     if z.shape[0] == 0:
         raise CourseError(f"generate needs at least one latent, got z of shape {list(z.shape)}")
+    if not torch.isfinite(z).all():  # NaN latents draw NaN images, shown as a black grid
+        raise CourseError("z holds NaN or inf values: pass finite latents, e.g. from sample_latents")
     device = _device_of(G)
     out = []
     for i in range(0, z.shape[0], batch_size):
@@ -97,10 +93,16 @@ def sample_grid(G: nn.Module, per_class: int = 10, seed: int = 0, truncation: fl
     Row r uses the same ``per_class`` latents as every other row, so a column shows one latent
     drawn as every class. An unconditional G gives 10 rows of fresh samples.
     """
-    per_class = _positive_int("per_class", per_class)
-    rows = list(classes) if classes is not None else list(range(G.num_classes or 10))
+    per_class = check_int("per_class", per_class, 1, MAX_GRID_SAMPLES)
+    k = G.num_classes or 10
+    if classes is not None and (isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__")):
+        raise CourseError(f"classes must be a list of class indices (or None for every class), got {classes!r}")
+    rows = [check_int("class index", c, 0, k - 1) for c in classes] if classes is not None else list(range(k))
     if not rows:
         raise CourseError("classes is empty: pass at least one class index, or None for every class")
+    if len(rows) * per_class > MAX_GRID_SAMPLES:
+        raise CourseError(f"a grid of {len(rows)} rows x {per_class} is over MAX_GRID_SAMPLES={MAX_GRID_SAMPLES} "
+                          "images: draw fewer per class, or call generate in batches")
     if not G.num_classes:
         return generate(G, sample_latents(len(rows) * per_class, G.z_dim, seed, truncation), None)
     z = sample_latents(per_class, G.z_dim, seed, truncation).repeat(len(rows), 1)  # (R * P, z_dim)
@@ -115,7 +117,7 @@ def to_image_grid(images: torch.Tensor, nrow: int, padding: int = 2) -> torch.Te
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] == 0:
         got = list(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise CourseError(f"images must be a non-empty batch [N, 3, S, S], got {got}")
-    grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=_positive_int("nrow", nrow), padding=padding,
+    grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=check_int("nrow", nrow, 1), padding=padding,
                      normalize=True, value_range=(-1, 1), pad_value=1.0)
     return (grid * 255).round().to(torch.uint8)
 
@@ -241,7 +243,7 @@ def recalibrate_batchnorm(G: nn.Module, batches: int = 20, batch_size: int = 256
     ("standing statistics", BigGAN). An EMA generator's averaged weights no longer match the
     running statistics collected for the raw weights; this makes eval-mode sampling match.
     Each BatchNorm's momentum and G's train/eval mode are restored afterwards."""
-    batches, batch_size = _positive_int("batches", batches), _positive_int("batch_size", batch_size)
+    batches, batch_size = check_int("batches", batches, 1), check_int("batch_size", batch_size, 1)
     bns = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return G

@@ -21,9 +21,12 @@ core, and two at once would only fight over them.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import dataclasses
+import ipaddress
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -42,16 +45,19 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from .checkpoints import load_checkpoint
 from .errors import CourseError, run_cli
 from .pretrained import load_generator
 from .sampling import grid_side, to_image_grid
 from .train import load_generator_from_checkpoint
+from .validate import MAX_SEED, check_int
 from .widgets import MAX_SAMPLES, class_index, class_names, png_bytes, sample_images
 
 MAX_BODY_BYTES = 4096  # a valid request is under 200 bytes
-MAX_SEED = 2**31 - 1
+HEADER_TIMEOUT_S = 10.0  # a connection that has not sent its request headers by then is closed
+BODY_TIMEOUT_S = 10.0  # a request whose body has not arrived by then gets 408
 MAX_TRUNCATION = 10.0  # beyond ~4 a truncated normal is a plain normal
 PRECISIONS = ("fp32", "bf16")
 QUANTIZE = ("none", "dynamic-int8")
@@ -69,7 +75,8 @@ class ServeOptions:
 
 class GenerateRequest(BaseModel):
     """The body of ``POST /generate``."""
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # strict: no coercion ("16" is not 16, true is not 1, 1.0 is not a class index)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
     class_: str | int = Field(alias="class", description="a class name from GET /classes, or its index")
     n: int = Field(16, ge=1, le=MAX_SAMPLES, strict=True)
@@ -88,9 +95,7 @@ class GeneratorService:
         if options.quantize not in QUANTIZE:
             raise CourseError(f"quantize must be one of {QUANTIZE}, got {options.quantize!r}")
         if options.threads is not None:
-            if options.threads < 1:
-                raise CourseError(f"threads must be >= 1, got {options.threads}")
-            torch.set_num_threads(options.threads)
+            torch.set_num_threads(check_int("threads", options.threads, 1, 1024))
         self.classes = class_names(G)  # also rejects an unconditional G
         G = G.eval()
         if options.channels_last:
@@ -133,20 +138,32 @@ def _validation_message(err: ValidationError) -> str:
 
 
 async def _read_body(request: Request) -> bytes:
-    """The request body, refusing more than MAX_BODY_BYTES without reading it all."""
+    """The request body, refusing more than MAX_BODY_BYTES without reading it all, and a body that
+    takes longer than BODY_TIMEOUT_S to arrive (a slow client must not hold a worker)."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
         raise _TooLarge()
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise _TooLarge()
-    return body
+
+    async def read() -> bytes:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise _TooLarge()
+        return body
+
+    return await asyncio.wait_for(read(), BODY_TIMEOUT_S)
 
 
 class _TooLarge(Exception):
     pass
+
+
+def _is_json(request: Request) -> bool:
+    """Only ``application/json`` bodies are parsed: a web page can POST ``text/plain`` (or a form)
+    to a local service without the browser asking first (a CORS "simple request"), so accepting
+    those would let any page a user visits drive this service."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
 def create_app(service: GeneratorService) -> FastAPI:
@@ -163,10 +180,16 @@ def create_app(service: GeneratorService) -> FastAPI:
 
     @app.post("/generate", responses={200: {"content": {"image/png": {}}}})
     async def generate(request: Request) -> Response:
+        if not _is_json(request):
+            return _error(415, "send the request as JSON with the header Content-Type: application/json")
         try:
             body = await _read_body(request)
         except _TooLarge:
             return _error(413, f"request body over {MAX_BODY_BYTES} bytes: send only class, n, seed, truncation")
+        except TimeoutError:
+            return _error(408, f"the request body did not arrive within {BODY_TIMEOUT_S:.0f} s")
+        except ClientDisconnect:  # the client went away mid-body: nobody to answer, nothing to log
+            return Response(status_code=400)
         try:
             req = GenerateRequest.model_validate_json(body or b"{}")
         except ValidationError as err:
@@ -203,6 +226,44 @@ def load_service_generator(path: str | Path | None) -> nn.Module:
     return load_generator_from_checkpoint(path, calibrate=True)
 
 
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+def check_host(host: str) -> str:
+    """An address to bind: an IP address or a host name. Refuses "" (uvicorn would bind every
+    interface, e.g. for ``--host "$HOST"`` with HOST unset) and anything that is neither."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    fix = "use 127.0.0.1 (this machine only) or, to serve the network, 0.0.0.0 explicitly"
+    if not _HOSTNAME.match(host):
+        raise CourseError(f"--host must be an IP address or a host name, got {host!r}: {fix}")
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        raise CourseError(f"--host {host!r} is not a name this machine can resolve: {fix}") from None
+    return host
+
+
+def _http_protocol():
+    """uvicorn's h11 protocol with a deadline for the request headers: uvicorn has none, so a
+    client that opens connections and never finishes its headers would hold them forever."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class TimedH11Protocol(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.loop.call_later(HEADER_TIMEOUT_S, self._close_if_no_request)
+
+        def _close_if_no_request(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+    return TimedH11Protocol
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cgan_course.serve",
                                      description="Serve a conditional generator over HTTP (FastAPI + uvicorn).")
@@ -220,13 +281,14 @@ def main(argv: list[str] | None = None) -> None:
     def body() -> None:
         import uvicorn
 
-        if not 0 < args.port < 65536:
-            raise CourseError(f"--port must be in 1..65535, got {args.port}")
+        check_int("--port", args.port, 1, 65535)
+        check_host(args.host)
         options = ServeOptions(args.precision, not args.no_channels_last, args.quantize, args.threads,
                                not args.no_inference_mode)
         service = GeneratorService(load_service_generator(args.generator), options)
         print(f"serving {len(service.classes)} classes on http://{args.host}:{args.port}/", flush=True)
-        uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning",
+                    http=_http_protocol(), timeout_keep_alive=5)
 
     run_cli(body, parser.prog)
 

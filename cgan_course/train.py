@@ -40,12 +40,16 @@ from .data import CLASSES, DatasetError, DeviceBatches, describe_source, load_ci
 from .diffaugment import diff_augment
 from .errors import CourseError, run_cli
 from .losses import LOSSES
-from .models import ModelConfig, build_discriminator, build_generator, config_field
+from .models import ModelConfig, build_discriminator, build_generator
+from .runlock import run_folder_lock
 from .runtime import (PRECISIONS, autocast, autocast_dtype, pick_device, precision_name, tf32, uses_channels_last,
                       uses_grad_scaler)
 from .sampling import recalibrate_batchnorm, sample_grid, save_image_grid
+from .validate import MAX_SEED, check_fields, config_field
 
 CHECKPOINT_FORMAT = 1  # bumped when a checkpoint's layout changes; a newer file is refused by name
+MAX_STEPS = 10**9  # bounds of the step counters and the batch: far beyond any run, far below an overflow
+MAX_BATCH = 4096
 
 
 @dataclass
@@ -53,43 +57,53 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     # data
     data_source: str = config_field("auto", "CIFAR-10: auto | torchvision | folder | sample; any class folders "
-                                            "(your own data, resized to --image-size): folders")
-    data_root: str | None = config_field(None, "folder or .tar.gz; None: the repository's data/ (or $CGAN_COURSE_CIFAR10)")
-    test_fraction: float = config_field(0.1, "folders without a test/ split: the share of each class held out")
+                                            "(your own data, resized to --image-size): folders",
+                                    choices=("auto", "torchvision", "folder", "sample", "folders"))
+    data_root: str | None = config_field(None, "folder or .tar.gz; None: the repository's data/ (or $CGAN_COURSE_CIFAR10)",
+                                         nonempty=True)
+    test_fraction: float = config_field(0.1, "folders without a test/ split: the share of each class held out",
+                                        lo=0, hi=1, hi_open=True)
     skip_unreadable: bool = config_field(False, "folders: leave out files that cannot be decoded (counted) "
                                                 "instead of stopping with their list")
     hflip: bool = config_field(True, "random horizontal flips of the real images")
     # optimisation
-    steps: int = config_field(2000, "generator updates")
-    batch_size: int = config_field(64, "images per batch")
-    d_steps: int = config_field(1, "discriminator updates per generator update")
-    lr_g: float = config_field(2e-4, "generator learning rate (Adam)")
-    lr_d: float = config_field(2e-4, "discriminator learning rate (Adam)")
-    beta1: float = config_field(0.0, "Adam beta1: 0.0 for hinge/SN models (SNGAN, BigGAN), 0.5 for DCGAN")
-    beta2: float = config_field(0.999, "Adam beta2")
-    loss: str = config_field("auto", "bce | hinge; auto: bce for classic, hinge for projection")
-    ema_decay: float = config_field(0.999, "EMA of G's weights, used for sampling; 0 turns it off")
-    ema_start: int = config_field(0, "step at which averaging starts (before it the EMA copies G)")
-    fake_labels: str = config_field("uniform", "labels of the D step's fakes: 'uniform' random or 'real' (the real batch's)")
+    steps: int = config_field(2000, "generator updates", lo=1, hi=MAX_STEPS)
+    batch_size: int = config_field(64, "images per batch", lo=1, hi=MAX_BATCH)
+    d_steps: int = config_field(1, "discriminator updates per generator update", lo=1, hi=100)
+    lr_g: float = config_field(2e-4, "generator learning rate (Adam)", lo=0, lo_open=True, hi=1)
+    lr_d: float = config_field(2e-4, "discriminator learning rate (Adam)", lo=0, lo_open=True, hi=1)
+    beta1: float = config_field(0.0, "Adam beta1: 0.0 for hinge/SN models (SNGAN, BigGAN), 0.5 for DCGAN", lo=0, hi=1, hi_open=True)
+    beta2: float = config_field(0.999, "Adam beta2", lo=0, hi=1, hi_open=True)
+    loss: str = config_field("auto", "bce | hinge; auto: bce for classic, hinge for projection", choices=("auto", *LOSSES))
+    ema_decay: float = config_field(0.999, "EMA of G's weights, used for sampling; 0 turns it off", lo=0, hi=1,
+                                    hi_open=True)
+    ema_start: int = config_field(0, "step at which averaging starts (before it the EMA copies G)", lo=0, hi=MAX_STEPS)
+    fake_labels: str = config_field("uniform", "labels of the D step's fakes: 'uniform' random or 'real' (the real batch's)",
+                                    choices=("uniform", "real"))
     reuse_fakes: bool = config_field(False, "the G step reuses the last D step's z and labels instead of drawing new ones")
     diffaug: str = config_field("", "DiffAugment ops, e.g. 'color,translation,cutout'; '' = off")
     ac_weight: float = config_field(0.0, "AC-GAN: weight of the class head's cross-entropy (D names the class of real "
-                                         "images, G makes D's head name the requested one); needs --class-head")
+                                         "images, G makes D's head name the requested one); needs --class-head",
+                                  lo=0, hi=100)
     # run
-    seed: int = config_field(0, "seed of the initial weights, the noise and the data order")
-    device: str = config_field("auto", "auto | cpu | cuda | cuda:1 | mps")
+    seed: int = config_field(0, "seed of the initial weights, the noise and the data order", lo=0, hi=MAX_SEED)
+    device: str = config_field("auto", "auto | cpu | cuda | cuda:1 | mps", nonempty=True)
     precision: str = config_field("auto", "auto | fp32 | bf16 | fp16 (auto: bf16 where the GPU or CPU computes it "
-                                  "natively, fp16 with loss scaling on other GPUs, fp32 on other CPUs and MPS)")
+                                  "natively, fp16 with loss scaling on other GPUs, fp32 on other CPUs and MPS)",
+                                  choices=PRECISIONS)
     tf32: bool = config_field(False, "let CUDA run fp32 matmuls and convolutions as TF32 (faster on Ampere and newer, "
                              "10-bit mantissa); off so that --precision fp32 means fp32")
-    channels_last: str = config_field("auto", "auto | on | off (auto: on for CUDA and CPU, off for MPS)")
+    channels_last: str = config_field("auto", "auto | on | off (auto: on for CUDA and CPU, off for MPS)",
+                                      choices=("auto", "on", "off"))
     compile: bool = config_field(False, "torch.compile G and D (CUDA; slow to start)")
-    threads: int = config_field(0, "CPU threads for torch; 0 = all cores")
-    max_minutes: float = config_field(0.0, "stop (and checkpoint) after this wall time; 0 = no limit")
-    out: str = config_field("runs/cgan", "run folder: checkpoint.pt, log.csv, samples/")
-    log_every: int = config_field(50, "steps per row of log.csv (and at the last step); 0 = no log")
-    sample_every: int = config_field(500, "steps per sample grid in samples/ (and at the end); 0 = no grids")
-    ckpt_every: int = config_field(500, "steps per checkpoint; 0 = only at the end (and on Ctrl-C or --max-minutes)")
+    threads: int = config_field(0, "CPU threads for torch; 0 = all cores", lo=0, hi=1024)
+    max_minutes: float = config_field(0.0, "stop (and checkpoint) after this wall time; 0 = no limit", lo=0, hi=1e6)
+    out: str = config_field("runs/cgan", "run folder: checkpoint.pt, log.csv, samples/", nonempty=True)
+    log_every: int = config_field(50, "steps per row of log.csv (and at the last step); 0 = no log", lo=0, hi=MAX_STEPS)
+    sample_every: int = config_field(500, "steps per sample grid in samples/ (and at the end); 0 = no grids", lo=0,
+                                     hi=MAX_STEPS)
+    ckpt_every: int = config_field(500, "steps per checkpoint; 0 = only at the end (and on Ctrl-C or --max-minutes)",
+                                   lo=0, hi=MAX_STEPS)
     progress: bool = config_field(True, "tqdm progress bar")
     resume: bool = config_field(False, "continue from <out>/checkpoint.pt (starts afresh if there is none)")
     overwrite: bool = config_field(False, "start over in an --out that holds a run: deletes its checkpoint, log and samples")
@@ -97,26 +111,12 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = ModelConfig(**self.model)
-        if self.loss != "auto" and self.loss not in LOSSES:
-            raise CourseError(f"loss must be 'auto' or one of {list(LOSSES)}, got {self.loss!r}")
-        if self.precision not in PRECISIONS:
-            raise CourseError(f"precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
-        if self.fake_labels not in ("uniform", "real"):
-            raise CourseError(f"fake_labels must be 'uniform' or 'real', got {self.fake_labels!r}")
-        if self.channels_last not in ("auto", "on", "off"):
-            raise CourseError(f"channels_last must be auto, on or off, got {self.channels_last!r}")
-        for name in ("steps", "batch_size", "d_steps"):
-            if getattr(self, name) < 1:
-                raise CourseError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("log_every", "sample_every", "ckpt_every", "threads", "ema_start", "max_minutes"):
-            if getattr(self, name) < 0:
-                raise CourseError(f"{name} must be >= 0 (0 = {'all cores' if name == 'threads' else 'off'}), "
-                                  f"got {getattr(self, name)}")
-        if self.ac_weight < 0 or (self.ac_weight > 0) != self.model.class_head:
+        if not isinstance(self.model, ModelConfig):
+            raise CourseError(f"model must be a ModelConfig or a dict of its fields, got {type(self.model).__name__}")
+        check_fields(self)  # types and ranges, declared on the fields above
+        if (self.ac_weight > 0) != self.model.class_head:
             raise CourseError("ac_weight > 0 and model.class_head=True go together (the class head is trained only "
                               f"by that loss); got ac_weight {self.ac_weight}, class_head {self.model.class_head}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise CourseError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.resume and self.overwrite:
             raise CourseError("pass --resume (continue the run in --out) or --overwrite (start it over), not both")
         diff_augment(torch.zeros(1, 3, 8, 8), self.diffaug)  # fails early on an unknown op
@@ -393,9 +393,17 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
     (Ctrl-C, ``max_minutes``), a ``<out>/log.csv`` row every ``log_every`` steps and a grid
     ``<out>/samples/step_XXXXXX.png`` every ``sample_every`` steps and at the end.
     """
-    out, ckpt_path = Path(cfg.out), Path(cfg.out) / "checkpoint.pt"
     check_run_folder(cfg)
     place = _place(cfg)
+    with run_folder_lock(cfg.out) if place.is_main else contextlib.nullcontext() as stale:
+        if stale:
+            print(f"note: {cfg.out} held the lock of a run that ended without releasing it ({stale}); taking it over")
+        return _train_locked(cfg, place, data, batches, loss)
+
+
+def _train_locked(cfg: TrainConfig, place: Placement, data, batches, loss) -> TrainResult:
+    """``train`` once this process owns the run folder."""
+    out, ckpt_path = Path(cfg.out), Path(cfg.out) / "checkpoint.pt"
     if batches is None:
         images, labels, classes = _training_data(cfg, data, place.is_main)
         batches = DeviceBatches(images, labels, cfg.batch_size, place.device, hflip=cfg.hflip, seed=cfg.seed,
@@ -452,6 +460,11 @@ def check_run_folder(cfg: TrainConfig) -> None:
         raise CourseError(f"--out {out} is a file, not a folder; pass a folder for the run, e.g. runs/demo")
     if (out / "checkpoint.pt").exists() and not (out / "checkpoint.pt").is_file():
         raise CourseError(f"{out / 'checkpoint.pt'} is not a file (a folder?); move it away or pass another --out")
+    root = Path(cfg.data_root).resolve() if cfg.data_root else None
+    if root is not None and root.is_dir() and out.resolve().is_relative_to(root):
+        # its samples/ would be read as a new class (and its checkpoints as images) by the next load
+        raise CourseError(f"--out {out} is inside the data root {cfg.data_root}; put the run folder outside the "
+                          "data, e.g. runs/<name>")
     if not (cfg.resume or cfg.overwrite) and any((out / f).exists() for f in ("checkpoint.pt", "log.csv")):
         raise CourseError(f"{out} already holds a training run; continue it with --resume, start it over with "
                           "--overwrite (deletes its checkpoint, log and samples), or pass another --out")

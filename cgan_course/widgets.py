@@ -27,11 +27,12 @@ from .errors import CourseError
 from .data import CLASSES
 from .models import ModelConfig, build_generator
 from .pretrained import GENERATOR_FILE, PretrainedMissing, load_generator
+from .validate import MAX_SEED, check_int
 from .sampling import (generate, grid_side, interpolate_classes, recalibrate_batchnorm, sample_latents, slerp,
                        to_image_grid)
 
 MAX_SAMPLES = 64  # a grid larger than 8x8 stops feeling live on a CPU
-MAX_SEED = 2**31 - 1  # the seed boxes' range (and the "new seed" button's)
+MAX_POINTS = 256  # points of one interpolation call (a strip of frames; 256 take about half a second)
 TRUNCATION_RANGE = (0.2, 2.0)  # the truncation slider's range
 INTERPOLATION_MODES = ("seeds", "classes")
 
@@ -41,7 +42,9 @@ INTERPOLATION_MODES = ("seeds", "classes")
 
 def class_names(G: nn.Module) -> list[str]:
     """The class names of ``G``: ``G.classes`` if it has them, else CIFAR-10's (10 classes) or
-    "class 0", "class 1", ..."""
+    "class 0", "class 1", ... Refuses names that would make a request ambiguous: duplicates, and a
+    name that spells an integer other than its own index (with folders named 0..11 sorted as
+    strings, "class 2" would otherwise mean the folder "10")."""
     k = int(getattr(G, "num_classes", 0) or 0)
     if k == 0:
         raise CourseError("this generator is unconditional (num_classes=0); the class sampler needs G(z, y) "
@@ -49,6 +52,16 @@ def class_names(G: nn.Module) -> list[str]:
     names = list(getattr(G, "classes", None) or (CLASSES if k == len(CLASSES) else [f"class {i}" for i in range(k)]))
     if len(names) != k:
         raise CourseError(f"G.classes has {len(names)} names but G.num_classes is {k}")
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != k:
+        dupes = sorted({n for n in names if names.count(n) > 1}, key=str)
+        raise CourseError(f"G.classes must be {k} different non-empty names, got {names[:12]}"
+                          + (f" (repeated: {dupes})" if dupes else "") + ": re-export the generator with its classes")
+    clashes = [(i, n) for i, n in enumerate(names) if n.strip().isdigit() and int(n) != i]
+    if clashes:
+        i, n = clashes[0]
+        raise CourseError(f"class {i} is named {n!r}, which also reads as the index of class {n}: a request for "
+                          f"class {n} would be ambiguous. Rename the class folders (e.g. 'digit_{n}'), or train on "
+                          "folders named by their index in numeric order")
     return names
 
 
@@ -56,29 +69,11 @@ def class_index(G: nn.Module, class_name: str | int) -> int:
     """Index of ``class_name`` in ``class_names(G)``; an index (int, np.int64, a 0-d integer
     tensor) is checked and returned as an int."""
     names = class_names(G)
-    if hasattr(class_name, "__index__") and not isinstance(class_name, bool):
-        index = _as_int("class index", class_name)
-        if not 0 <= index < len(names):
-            raise CourseError(f"class index {index} out of range: 0..{len(names) - 1}")
-        return index
-    if class_name not in names:
-        raise CourseError(f"unknown class {class_name!r}; choose one of {names}")
-    return names.index(class_name)
-
-
-def _as_int(name: str, value: int) -> int:
-    try:
-        return value.__index__()  # int, np.int64, a 0-d integer tensor; not a float
-    except (AttributeError, TypeError, RuntimeError):
-        raise CourseError(f"{name} must be a whole number, got {value!r}") from None
-
-
-def _int_in(name: str, value: int, lo: int, hi: int) -> int:
-    """``value`` as a Python int in [lo, hi], else a one-line CourseError."""
-    value = _as_int(name, value)
-    if not lo <= value <= hi:
-        raise CourseError(f"{name} must be in {lo}..{hi}, got {value}: pass a value in that range")
-    return value
+    if isinstance(class_name, str):
+        if class_name not in names:
+            raise CourseError(f"unknown class {class_name!r}; choose one of {names}")
+        return names.index(class_name)
+    return check_int("class index", class_name, 0, len(names) - 1, fix="pass a class name or its index")
 
 
 @contextlib.contextmanager
@@ -101,7 +96,7 @@ def png_bytes(grid: torch.Tensor, scale: int = 2) -> bytes:
 
     if grid.dtype != torch.uint8 or grid.ndim != 3 or grid.shape[0] != 3:
         raise CourseError(f"grid must be uint8 [3, H, W], got {grid.dtype} {list(grid.shape)}")
-    scale = _int_in("scale", scale, 1, 16)  # 16: an 8x8 grid of 32 px samples is then 4,000 px wide
+    scale = check_int("scale", scale, 1, 16)  # 16: an 8x8 grid of 32 px samples is then 4,000 px wide
     im = Image.fromarray(grid.permute(1, 2, 0).contiguous().numpy())  # (3, H, W) -> (H, W, 3)
     if scale != 1:
         im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
@@ -114,7 +109,7 @@ def sample_images(G: nn.Module, class_name: str | int, seed: int = 0, n: int = 1
                   truncation: float | None = None) -> torch.Tensor:
     """``n`` samples of one class: images [n, 3, S, S] in [-1, 1]. The same (seed, n, truncation)
     gives the same latents for every class, so switching class keeps the "pose" of each sample."""
-    n, seed = _int_in("n", n, 1, MAX_SAMPLES), _int_in("seed", seed, 0, MAX_SEED)
+    n, seed = check_int("n", n, 1, MAX_SAMPLES), check_int("seed", seed, 0, MAX_SEED)
     y = torch.full((n,), class_index(G, class_name), dtype=torch.int64)  # (n,)
     z = sample_latents(n, G.z_dim, seed, truncation)  # (n, z_dim)
     with eval_mode(G):
@@ -146,9 +141,12 @@ def interpolate(G: nn.Module, ts: torch.Tensor, mode: str = "seeds", class_a: st
     if mode not in INTERPOLATION_MODES:
         raise CourseError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
     ts = torch.as_tensor(ts, dtype=torch.float32).flatten()
-    if ts.numel() == 0 or not ((ts >= 0) & (ts <= 1)).all():  # NaN fails both comparisons
-        raise CourseError(f"t must be in [0, 1], got {ts.tolist()}")
-    seed_a, seed_b = _int_in("seed_a", seed_a, 0, MAX_SEED), _int_in("seed_b", seed_b, 0, MAX_SEED)
+    if not 1 <= ts.numel() <= MAX_POINTS:
+        raise CourseError(f"ts must hold 1 to MAX_POINTS={MAX_POINTS} points of the walk, got {ts.numel()}: "
+                          "a slider or a strip of frames needs far fewer")
+    if not ((ts >= 0) & (ts <= 1)).all():  # NaN fails both comparisons
+        raise CourseError(f"t must be in [0, 1], got {ts.tolist()[:8]}")
+    seed_a, seed_b = check_int("seed_a", seed_a, 0, MAX_SEED), check_int("seed_b", seed_b, 0, MAX_SEED)
     a = class_index(G, class_a)
     z_a = sample_latents(1, G.z_dim, seed_a, truncation)[0]  # (z_dim,)
     y = torch.full((ts.numel(),), a, dtype=torch.int64)  # (T,)
@@ -238,7 +236,7 @@ class ClassSampler:
                  truncation: float | None = None, scale: int = 2):
         import ipywidgets as W
 
-        seed, n = _int_in("seed", seed, 0, MAX_SEED), _int_in("n", n, 1, MAX_SAMPLES)
+        seed, n = check_int("seed", seed, 0, MAX_SEED), check_int("n", n, 1, MAX_SAMPLES)
         lo, hi = TRUNCATION_RANGE
         if truncation is not None and not lo <= truncation <= hi:  # NaN fails too
             raise CourseError(f"truncation must be in {lo}..{hi} (the slider's range) or None, got {truncation}: "
@@ -298,7 +296,7 @@ class InterpolationView:
                  truncation: float | None = None, scale: int = 3):
         import ipywidgets as W
 
-        seed_a, seed_b = _int_in("seed_a", seed_a, 0, MAX_SEED), _int_in("seed_b", seed_b, 0, MAX_SEED)
+        seed_a, seed_b = check_int("seed_a", seed_a, 0, MAX_SEED), check_int("seed_b", seed_b, 0, MAX_SEED)
         if not 0 <= t <= 1:  # NaN fails too
             raise CourseError(f"t must be in [0, 1], got {t}")
         self.G, self.truncation, self.scale, self._quiet = G, truncation, scale, False

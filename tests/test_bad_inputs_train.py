@@ -85,11 +85,11 @@ def test_resume_may_change_length_logging_and_hardware_and_records_what_was_used
 
 @pytest.mark.parametrize("argv,match", [
     (["--device", "banana"], r"device 'banana' is not a device name; use auto, cpu, cuda, cuda:N or mps"),
-    (["--threads", "-3"], r"threads must be >= 0 \(0 = all cores\), got -3"),
-    (["--log-every", "-1"], r"log_every must be >= 0 \(0 = off\), got -1"),
+    (["--threads", "-3"], r"threads must be an integer in \[0, 1024\], got -3"),
+    (["--log-every", "-1"], r"log_every must be an integer in \[0, 1000000000\], got -1"),
     (["--ac-weight", "1"], r"ac_weight > 0 and model.class_head=True go together .* got ac_weight 1.0, class_head False"),
     (["--class-head"], r"ac_weight > 0 and model.class_head=True go together .* got ac_weight 0.0, class_head True"),
-    (["--class-head", "--ac-weight", "-1"], r"got ac_weight -1.0, class_head True"),
+    (["--class-head", "--ac-weight", "-1"], r"ac_weight must be a finite number in \[0, 100\], got -1.0"),
 ])
 def test_bad_option_values_are_one_line(tmp_path, cli_error, argv, match):
     cli_error(main, [*TINY, "--out", str(tmp_path / "run"), *argv], match)
@@ -144,3 +144,79 @@ def test_log_rows_after_the_last_checkpoint_are_not_duplicated_on_resume(tmp_pat
 def test_the_cli_prints_the_data_source_it_chose(tmp_path, capsys):
     run(tmp_path / "run", "--steps", "1")
     assert "data: committed 1,000-image sample, 1,000 images" in capsys.readouterr().out
+
+
+# Issue 27: a run folder belongs to one run
+
+
+def test_a_second_process_cannot_write_into_a_running_runs_folder(tmp_path, cli_error):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom cgan_course.runlock import run_folder_lock\n"
+                               f"with run_folder_lock({str(out)!r}):\n    print('locked', flush=True)\n"
+                               "    time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for extra in ([], ["--resume"], ["--overwrite"]):
+            cli_error(main, [*TINY, "--out", str(out), "--steps", "2", *extra],
+                      rf"{re.escape(str(out))} is in use by another training run \(pid {holder.pid} on .*\); wait")
+        assert not (out / "log.csv").exists() and not (out / "checkpoint.pt").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    run(out, "--steps", "2")  # the holder died: its lock went with it, and the note names it
+    assert logged_steps(out) == [1, 2]
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_with_a_note(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text("pid 999999 on somewhere, started 2026-01-01 00:00:00")  # nobody holds it
+    run(out, "--steps", "1")
+    assert "held the lock of a run that ended without releasing it (pid 999999" in capsys.readouterr().out
+    assert (out / ".lock").read_text() == ""  # released cleanly this time
+    run(out, "--steps", "2", "--resume")
+    assert "without releasing" not in capsys.readouterr().out
+
+
+def test_the_run_folder_may_not_sit_inside_the_data(tmp_path, cli_error):
+    data = tmp_path / "data"
+    (data / "train" / "cat").mkdir(parents=True)  # the check comes before any image is read
+    cli_error(main, [*TINY, "--data-source", "folder", "--data-root", str(data), "--out", str(data / "runs" / "x")],
+              r"--out .* is inside the data root .*; put the run folder outside the data")
+
+
+@pytest.mark.parametrize("argv,pattern", [
+    (["--out", ""], "out must be a non-empty string, got ''"),
+    (["--data-root", ""], "data_root must be a non-empty string, got ''"),
+    (["--lr-g", "inf"], r"lr_g must be a finite number in \(0, 1\], got inf"),
+    (["--lr-d", "nan"], r"lr_d must be a finite number in \(0, 1\], got nan"),
+    (["--beta2", "1"], r"beta2 must be a finite number in \[0, 1\), got 1.0"),
+    (["--max-minutes", "inf"], r"max_minutes must be a finite number in \[0, 1000000.0\], got inf"),
+    (["--steps", "10000000000"], r"steps must be an integer in \[1, 1000000000\], got 10000000000"),
+    (["--batch-size", "100000"], r"batch_size must be an integer in \[1, 4096\], got 100000"),
+    (["--seed", "-1"], r"seed must be an integer in \[0, 2147483647\], got -1"),
+    (["--num-classes", "10000000"], r"num_classes must be an integer in \[0, 10000\], got 10000000"),
+    (["--g-width", "1000000"], r"g_width must be an integer in \[1, 512\], got 1000000"),
+    (["--data-source", "imagenet"], "data_source must be one of 'auto', 'torchvision', 'folder', 'sample', 'folders'"),
+])
+def test_every_option_is_checked_by_one_layer(tmp_path, cli_error, argv, pattern):
+    cli_error(main, [*TINY, "--out", str(tmp_path / "run"), *argv], pattern)
+    assert not (tmp_path / "run").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("kwargs,pattern", [
+    ({"steps": True}, "steps must be an integer"), ({"steps": 2.0}, "steps must be an integer"),
+    ({"lr_g": "0.1"}, "lr_g must be a finite number"), ({"hflip": 1}, "hflip must be True or False"),
+    ({"test_fraction": "0.1"}, "test_fraction must be a finite number"), ({"model": [1, 2]}, "model must be a ModelConfig"),
+    ({"model": {"image_size": 64.0}}, "image_size must be one of 32, 64, 128, got 64.0"),
+    ({"model": {"z_dim": True}}, "z_dim must be an integer"),
+])
+def test_the_api_gets_the_same_checks(kwargs, pattern):
+    from cgan_course.errors import CourseError
+    from cgan_course.train import TrainConfig
+
+    with pytest.raises(CourseError, match=pattern):
+        TrainConfig(**kwargs)

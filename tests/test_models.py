@@ -56,8 +56,8 @@ def test_trace_shapes_leaves_the_model_untouched():
     ({"arch": "wgan"}, "arch must be"),
     ({"backbone": "vit"}, "backbone must be"),
     ({"arch": "classic", "backbone": "resnet"}, "only with backbone='dcgan'"),
-    ({"image_size": 48}, "image_size must be 32, 64 or 128"),
-    ({"num_classes": -1}, "num_classes must be >= 0"),
+    ({"image_size": 48}, "image_size must be one of 32, 64, 128, got 48"),
+    ({"num_classes": -1}, r"num_classes must be an integer in \[0, 10000\], got -1"),
     ({"arch": "classic", "class_head": True}, "class_head needs arch='projection'"),
     ({"num_classes": 0, "class_head": True}, "class_head needs .* num_classes > 0"),
 ])

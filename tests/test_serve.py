@@ -3,6 +3,8 @@ process, and the page in headless Chromium (skipped without /usr/bin/chromium)."
 import base64
 import concurrent.futures
 import io
+import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -59,7 +61,7 @@ def test_json_format_matches_png_tiles(client):
 
 @pytest.mark.parametrize("body, pattern", [
     ({"class": "unicorn"}, r"unknown class 'unicorn'; choose one of"),
-    ({"class": 10}, r"class index 10 out of range"),
+    ({"class": 10}, r"class index must be an integer in \[0, 9\], got 10"),
     ({"class": "cat", "n": 65}, r"^n: .*less than or equal to 64.*\(got 65\)"),
     ({"class": "cat", "n": 0}, r"^n: .*greater than or equal to 1"),
     ({"class": "cat", "seed": "abc"}, r"^seed: .*integer.*\(got 'abc'\)"),
@@ -82,7 +84,8 @@ def test_bad_input_is_a_4xx_that_says_what_to_fix(client, body, pattern):
 def test_malformed_and_oversized_bodies(client):
     r = client.post("/generate", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and "JSON" in r.json()["error"]
-    r = client.post("/generate", content=b'{"class": "cat", "pad": "' + b"x" * 10_000 + b'"}')
+    r = client.post("/generate", content=b'{"class": "cat", "pad": "' + b"x" * 10_000 + b'"}',
+                    headers={"content-type": "application/json"})
     assert r.status_code == 413 and "over 4096 bytes" in r.json()["error"]
 
 
@@ -98,11 +101,45 @@ def test_options_are_checked_and_quantized_generator_serves():
     G = stand_in_generator(ModelConfig(g_width=8, d_width=8))
     with pytest.raises(ValueError, match="quantize must be one of"):
         serve.GeneratorService(G, serve.ServeOptions(quantize="int4"))
-    with pytest.raises(ValueError, match="threads must be >= 1"):
+    with pytest.raises(ValueError, match=r"threads must be an integer in \[1, 1024\], got 0"):
         serve.GeneratorService(G, serve.ServeOptions(threads=0))
     fast = TestClient(serve.create_app(serve.GeneratorService(G, serve.ServeOptions(quantize="dynamic-int8"))))
     r = fast.post("/generate", json={"class": "cat", "n": 4})
     assert r.status_code == 200 and png_size(r.content) == (2 * 32 * 2 + 3 * 4, 2 * 32 * 2 + 3 * 4)
+
+
+# Issue 27: a simple cross-site POST (text/plain, a form, no content type) is refused unparsed
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded",
+                                          "multipart/form-data; boundary=x", "application/json-patch+json"])
+def test_only_json_bodies_are_parsed(client, content_type):
+    headers = {"content-type": content_type} if content_type else {}
+    r = client.post("/generate", content=b'{"class": "cat", "n": 1}', headers=headers)
+    assert r.status_code == 415 and "Content-Type: application/json" in r.json()["error"]
+    ok = client.post("/generate", content=b'{"class": "cat", "n": 1}',
+                     headers={"content-type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("body", [{"class": True}, {"class": 1.0}, {"class": "cat", "n": "4"},
+                                  {"class": "cat", "n": True}, {"class": "cat", "seed": 1.0},
+                                  {"class": "cat", "truncation": "0.5"}, {"class": "cat", "scale": False},
+                                  {"class": ["cat"]}, {"class": None}])
+def test_the_request_model_does_not_coerce(client, body):
+    r = client.post("/generate", json=body)
+    assert r.status_code == 422 and "error" in r.json()
+
+
+@pytest.mark.parametrize("host", ["", " ", "0.0.0.0 ", "http://localhost", "local host", "a..b", "-x", "256.1.1.1x"])
+def test_cli_refuses_an_empty_or_unparseable_host(cli_error, host):
+    cli_error(serve.main, [f"--host={host}"], r"error: --host (must be an IP address or a host name|.* is not a name "
+                                              r"this machine can resolve)")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "0.0.0.0", "localhost"])
+def test_check_host_accepts_addresses_and_names(host):
+    assert serve.check_host(host) == host
 
 
 def test_cli_bad_generator_path(cli_error, tmp_path):
@@ -130,6 +167,41 @@ def test_real_server_process(server):
     assert "ship" in serve.call(server + "/classes").json()["classes"]
     bad = serve.call(server + "/generate", {"class": "dragon"})  # a 4xx is a reply, not an exception
     assert bad.status == 400 and "dragon" in bad.json()["error"]
+
+
+def _closed(sock) -> bool:
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+@pytest.mark.slow
+def test_slow_and_vanishing_clients_are_cut_off_quietly():
+    """Issue 27: half-open connections used to be held forever, a slow body held a worker, and a
+    client that left mid-body put a 60-line ClientDisconnect traceback in the server log."""
+    with serve.ServerProcess(flags=["--threads", "1"], cwd=REPO_ROOT) as process:
+        address = ("127.0.0.1", process.port)
+        half_open = [socket.create_connection(address) for _ in range(3)]
+        for sock in half_open:
+            sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\n")  # the headers never finish
+        head = (b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n{\"class\": ")
+        slow = socket.create_connection(address)
+        slow.sendall(head)  # 90 bytes of body never come
+        gone = socket.create_connection(address)
+        gone.sendall(head)
+        gone.close()  # leaves mid-body
+        t0 = time.monotonic()
+        for sock in [*half_open, slow]:
+            sock.settimeout(max(serve.HEADER_TIMEOUT_S, serve.BODY_TIMEOUT_S) + 15)
+        assert b" 408 " in slow.recv(4096).split(b"\r\n")[0]
+        assert all(_closed(sock) for sock in half_open)
+        assert time.monotonic() - t0 < max(serve.HEADER_TIMEOUT_S, serve.BODY_TIMEOUT_S) + 10
+        assert serve.call(process.url + "/healthz").status == 200  # still answering
+        process.log.seek(0)
+        log = process.log.read()
+    assert "Traceback" not in log and "ClientDisconnect" not in log, log[-2000:]
 
 
 @pytest.mark.slow
