@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import CourseError, run_cli
+from .validate import check_float
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -47,6 +48,7 @@ NOTEBOOK_NAME = re.compile(r"^(\d\d)_.+\.ipynb$")
 # seconds a notebook may run, kernel start included: generous (smoke notebooks take under a
 # minute, classroom ones a few minutes on a CPU; see benchmarks/results/course_runtime.json)
 TIMEOUTS = {"smoke": 600, "classroom": 3600, "full": 24 * 3600}
+MAX_TIMEOUT_S = 7 * 24 * 3600  # --timeout's bound (inf overflowed papermill's clock)
 
 
 class CourseInterrupted(KeyboardInterrupt):
@@ -203,6 +205,20 @@ def _run_one(path: Path, out_dir: Path, mode: str, notebooks_dir: Path, inplace:
     return NotebookResult(path.name, ok, seconds, error, target if (ok or not inplace) and target.exists() else None)
 
 
+def _check_writable_folder(folder: Path, what: str) -> None:
+    """Refuse, before the first notebook runs, a folder the results cannot be written to."""
+    if folder.exists() and not folder.is_dir():
+        raise CourseError(f"{what} {folder} is a file, not a folder: pass a folder for the executed notebooks")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CourseError(f"{what} {folder} cannot be created ({err.strerror}): pass a folder you can write to") from None
+    try:  # a real write: permission bits do not tell (root, ACLs, read-only mounts)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise CourseError(f"{what} {folder} is not writable ({err.strerror}): pass a folder you can write to") from None
+
+
 def run_course(mode: str, out: str | os.PathLike | None = None, inplace: bool = False,
                only: Iterable[str | int] | None = None, notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR,
                log=print, timeout: float | None = None) -> list[NotebookResult]:
@@ -212,9 +228,8 @@ def run_course(mode: str, out: str | os.PathLike | None = None, inplace: bool = 
     SIGTERM under ``main``) raises ``CourseInterrupted`` with the results so far."""
     if mode not in MODES:
         raise CourseError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    timeout = TIMEOUTS[mode] if timeout is None else timeout
-    if not timeout >= 0:
-        raise CourseError(f"timeout must be >= 0 seconds (0: no limit), got {timeout}")
+    timeout = TIMEOUTS[mode] if timeout is None else check_float("timeout", timeout, 0, MAX_TIMEOUT_S,
+                                                                 fix="seconds per notebook, 0 for no limit")
     if inplace and out is not None:
         raise CourseError("pass either out (a folder for the executed copies) or inplace=True, not both")
     notebooks_dir = Path(notebooks_dir).resolve()
@@ -222,7 +237,7 @@ def run_course(mode: str, out: str | os.PathLike | None = None, inplace: bool = 
     if not notebooks:
         raise CourseError(f"no NN_*.ipynb notebooks in {notebooks_dir}")
     out_dir = notebooks_dir if inplace else Path(out) if out is not None else REPO_ROOT / "runs" / f"course-{mode}"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_writable_folder(out_dir, "the notebooks folder (--inplace)" if inplace else "--out")
     results = []
     running = None  # (name, start) of the notebook being executed
     previous_mode = os.environ.get("CGAN_COURSE_MODE")

@@ -24,7 +24,10 @@ from .errors import CourseError
 MAX_SEED = 2**31 - 1  # every seed a user passes (training, sampling, widgets, the service)
 
 
-def _show(value: Any) -> str:
+def shown(value: Any) -> str:
+    """``value`` as the messages show it: its repr, cut at 60 characters (a tensor: its shape)."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return f"a {type(value).__name__} of shape {list(value.shape)}"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -32,7 +35,7 @@ def _show(value: Any) -> str:
 def fail(name: str, what: str, value: Any, fix: str = "", error: type[CourseError] = CourseError) -> CourseError:
     """The layer's one message format, as an exception to raise (``error``: a subclass such as
     ``DatasetError`` where callers catch that)."""
-    return error(f"{name} must be {what}, got {_show(value)}" + (f": {fix}" if fix else ""))
+    return error(f"{name} must be {what}, got {shown(value)}" + (f": {fix}" if fix else ""))
 
 
 def _range_text(lo, hi, lo_open: bool = False, hi_open: bool = False) -> str:

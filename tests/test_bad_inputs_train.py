@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import cgan_course.train as train_mod
-from cgan_course.checkpoints import load_checkpoint
+from cgan_course.checkpoints import load_checkpoint, save_checkpoint
 from cgan_course.losses import d_loss_hinge, g_loss_hinge
 from cgan_course.train import main
 
@@ -220,3 +220,81 @@ def test_the_api_gets_the_same_checks(kwargs, pattern):
 
     with pytest.raises(CourseError, match=pattern):
         TrainConfig(**kwargs)
+
+
+# Issue 27: an edited checkpoint is one clear error, and a resume never changes the data silently
+
+
+@pytest.mark.parametrize("field,value,pattern", [
+    ("step", -5, r"'step' must be in \[0, 1000000000\], got -5"),
+    ("step", "5", "'step' must be a int, got '5'"),
+    ("format", "1", "'format' must be a int, got '1'"),
+    ("config", "lr=1", "'config' must be a dict, got 'lr=1'"),
+    ("history", "rows", "'history' must be a list, got 'rows'"),
+    ("rng", [], "'rng' must be a non-empty list of RNG states, got \\[\\]"),
+    ("opt_d", {"state": {}}, r"'opt_d' must be an optimiser state \(state, param_groups\)"),
+    ("batches", {"order": "x"}, "holds training state this run cannot load"),
+    ("opt_g", {"state": {}, "param_groups": []}, "holds training state this run cannot load"),
+])
+def test_an_edited_checkpoint_is_refused_in_one_line(tmp_path, cli_error, field, value, pattern):
+    out = tmp_path / "run"
+    run(out, "--steps", "2")
+    state = load_checkpoint(out / "checkpoint.pt")
+    state[field] = value
+    save_checkpoint(out / "checkpoint.pt", state)
+    cli_error(main, [*TINY, "--out", str(out), "--steps", "3", "--resume"], pattern)
+
+
+def test_a_model_config_that_is_a_list_is_refused(tmp_path, cli_error):
+    out = tmp_path / "run"
+    run(out, "--steps", "1")
+    state = load_checkpoint(out / "checkpoint.pt")
+    state["config"]["model"] = [1, 2]
+    save_checkpoint(out / "checkpoint.pt", state)
+    cli_error(main, [*TINY, "--out", str(out), "--steps", "2", "--resume"],
+              "'config' must be a dict with the model's config under 'model'")
+
+
+def test_resume_on_other_images_with_the_same_classes_is_refused(tmp_path, capsys):
+    import shutil
+
+    from cgan_course.data import SAMPLE_ROOT
+
+    data, out = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(SAMPLE_ROOT, data)
+    folder = ["--data-source", "folder", "--data-root", str(data)]
+    run(out, *folder, "--steps", "1")
+    assert len(load_checkpoint(out / "checkpoint.pt")["data_fingerprint"]) == 16
+    cat = sorted((data / "train" / "cat").iterdir())
+    dog = sorted((data / "train" / "dog").iterdir())
+    shutil.copy(dog[0], cat[0])  # one dog now sits among the cats: same class names, other data
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main([*TINY, *folder, "--out", str(out), "--steps", "2", "--resume"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the decoding progress bar
+    assert exit_.value.code == 2 and re.search(
+        r"error: .* was trained on other images than the data now loaded \(its data fingerprint \w+ vs \w+\)", last), last
+    assert load_checkpoint(out / "checkpoint.pt")["step"] == 1
+
+
+def test_a_deleted_log_is_rebuilt_and_a_foreign_one_refused(tmp_path, cli_error, capsys):
+    out = tmp_path / "run"
+    run(out, "--steps", "2")
+    (out / "log.csv").unlink()
+    run(out, "--steps", "3", "--resume")
+    assert "log.csv was missing; rebuilt from the checkpoint's 2 logged rows" in capsys.readouterr().out
+    assert logged_steps(out) == [1, 2, 3]
+    (out / "log.csv").write_text("epoch,accuracy\n1,0.5\n")
+    cli_error(main, [*TINY, "--out", str(out), "--steps", "4", "--resume"], r"log.csv is not this run's training log")
+    (out / "log.csv").unlink()
+    (out / "log.csv").mkdir()
+    cli_error(main, [*TINY, "--out", str(out), "--steps", "4", "--resume"], r"log.csv is not a file; move it away")
+
+
+def test_divergence_before_any_checkpoint_says_none_is_kept(tmp_path, cli_error, monkeypatch):
+    """It used to say "the last good checkpoint is kept" when none existed."""
+    monkeypatch.setitem(train_mod.LOSSES, "hinge", (lambda r, f: d_loss_hinge(r, f) * float("nan"), g_loss_hinge))
+    out = tmp_path / "run"
+    cli_error(main, [*TINY, "--out", str(out), "--steps", "3", "--ckpt-every", "0"],
+              r"loss became NaN/inf between steps 0 and 1 .*No checkpoint was written yet \(lower --ckpt-every")
+    assert not (out / "checkpoint.pt").exists()

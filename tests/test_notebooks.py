@@ -190,8 +190,13 @@ def test_course_runner_selection_and_bad_arguments(tiny_course, cli_error):
                   r"error: --only names no notebook: pass comma-separated numbers such as 02,05 \(available: ")
     assert [p.name for p in course.find_notebooks(tiny_course, only=["01_ok.ipynb", " 2 "])] == \
         ["01_ok.ipynb", "02_fail.ipynb"]
-    cli_error(course.main, ["--timeout", "-3", "--notebooks", str(tiny_course)],
-              r"error: timeout must be >= 0 seconds \(0: no limit\), got -3")
+    for bad in ("-3", "inf", "nan", "1e12"):  # inf used to fail every notebook with OverflowError
+        cli_error(course.main, ["--timeout", bad, "--notebooks", str(tiny_course)],
+                  r"error: timeout must be a finite number in \[0, 604800\], got .*: seconds per notebook, 0 for no limit")
+    out_file = tiny_course.parent / "a-file"
+    out_file.write_text("")
+    cli_error(course.main, ["--out", str(out_file), "--notebooks", str(tiny_course)],
+              r"error: --out .*a-file is a file, not a folder")
 
 
 def _sleepy_course(folder: Path, marker: Path) -> None:
