@@ -27,6 +27,7 @@ such a dataset from CIFAR-10 (or any class-folder set).
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import io
 import json
@@ -46,7 +47,7 @@ import numpy as np
 import torch
 
 from .errors import CourseError, run_cli
-from .validate import check_choice, check_float
+from .validate import check_choice, check_float, check_int, check_str
 
 CLASSES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -55,6 +56,8 @@ ENV_VAR = "CGAN_COURSE_CIFAR10"  # a class-folder tree or .tar.gz used by source
 CACHE_ENV_VAR = "CGAN_COURSE_CACHE"  # where decoded arrays go when the data folder is read-only
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_ROOT = REPO_ROOT / "data" / "cifar10-sample"
+MAX_IMAGE_PIXELS = 64_000_000  # width x height of one image file (a 64 MP photo); larger is refused before decoding
+MAX_MEMBER_BYTES = 64 * 2**20  # one image file inside an archive; larger is refused before it is read
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 OWN_SUFFIXES = IMAGE_SUFFIXES + (".bmp", ".gif", ".tif", ".tiff", ".webp")  # what load_class_folders reads
 IMAGE_SIZES = (32, 64, 128)  # the sizes the models are built for
@@ -289,6 +292,9 @@ def _open_rgb(data: bytes | Path, draft_size: int | None = None):
 
     try:
         with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
+            if im.width * im.height > MAX_IMAGE_PIXELS:  # the header says; nothing is decoded yet
+                raise _Unreadable(f"{im.width} x {im.height} pixels, over MAX_IMAGE_PIXELS={MAX_IMAGE_PIXELS:,}: "
+                                  "shrink it first")
             if draft_size:
                 im.draft(None, (draft_size, draft_size))
             return _to_rgb(im)
@@ -662,10 +668,20 @@ class _Tree:
 
     def _read_index(self) -> dict[PurePosixPath, tuple[set[str], list[str]]]:
         index: dict[PurePosixPath, tuple[set[str], list[str]]] = {}
+        seen: dict[str, str] = {}  # normalised path -> the member name that had it
         for member in self._members():
             parts = [p for p in PurePosixPath(member.name).parts if p not in ("", ".")]
             if not parts or not all(map(_visible, parts)) or parts[0] == "/" or ".." in parts:
                 continue
+            if member.isfile() and _is_image(parts[-1]):
+                rel = "/".join(parts)
+                if rel in seen:  # cat/0.jpg and ./cat/0.jpg: one name, two files; which is meant?
+                    raise DatasetError(f"{self.root}: the members {seen[rel]!r} and {member.name!r} are the same "
+                                       f"file {rel} once normalised; rebuild the archive with one of them")
+                seen[rel] = member.name
+                if member.size > MAX_MEMBER_BYTES:
+                    raise DatasetError(f"{self.root}: the member {member.name!r} is {member.size:,} bytes, over "
+                                       f"MAX_MEMBER_BYTES={MAX_MEMBER_BYTES:,} for one image; remove it or shrink it")
             n_dirs = len(parts) - 1 if member.isfile() else len(parts) if member.isdir() else 0
             for depth in range(n_dirs):  # every folder on the path lists the next one
                 index.setdefault(PurePosixPath(*parts[:depth]), (set(), []))[0].add(parts[depth])
@@ -767,11 +783,23 @@ def _find_classes(root: Path) -> tuple[_Tree, PurePosixPath, dict[str, list[str]
     test = None
     if base != top and "test" in names:
         test = {cls: tree.images(top / "test" / cls) for cls in tree.subdirs(top / "test")}
-    classes = tree.subdirs(base)
+    loose = [n for n in names if n not in ("train", "test")] if base != top else []
+    if loose:  # they would be silently ignored
+        raise DatasetError(f"{tree.display(str(top))} holds train/ and also {', '.join(loose)}: put every class "
+                           "folder inside train/ (and test/), or move the extra folders out")
+    classes = _class_order(tree.subdirs(base))
     if not classes:
         raise DatasetError(f"{tree.display(str(base))} holds no class folders. Put each class's images in a "
                            "folder named after the class (<class>/*.jpg|png), or use train/<class>/ and test/<class>/.")
     return tree, base, {cls: tree.images(base / cls) for cls in classes}, test
+
+
+def _class_order(names: list[str]) -> list[str]:
+    """Label order: numeric when every class name is a number (folders 0..11 give labels 0..11,
+    not 0, 1, 10, 11, 2...), else sorted by name."""
+    if names and all(n.isdigit() for n in names):
+        return sorted(names, key=lambda n: (int(n), n))
+    return sorted(names)
 
 
 def _plan(root: Path, test_fraction: float, seed: int) -> _Plan:
@@ -862,6 +890,11 @@ def split_record_path(root: str | os.PathLike, test_fraction: float = 0.1, seed:
     return _cache_dir(root) / f"{root.name.split('.')[0]}-split-seed{seed}-test{test_fraction:g}-{tag}.json"
 
 
+def _per_class(files: list[str]) -> dict[str, int]:
+    """Files per class folder (the parent folder's name), in one pass."""
+    return collections.Counter(f.rsplit("/", 2)[-2] for f in files)
+
+
 def _record_split(root: Path, plan: _Plan, test_fraction: float, seed: int) -> Path | None:
     """Write (atomically) the drawn split as JSON when the record is missing or differs; its path."""
     path = split_record_path(root, test_fraction, seed)
@@ -869,8 +902,8 @@ def _record_split(root: Path, plan: _Plan, test_fraction: float, seed: int) -> P
               "rule": "per class of n images: the first round(test_fraction * n) (at least 1 when n >= 2, "
                       "at most n - 1) in the order of sha1(f'{seed}/{class}/{file name}')",
               "classes": plan.classes,
-              "counts": {split: [sum(PurePosixPath(f).parent.name == cls for f in files) for cls in plan.classes]
-                         for split, files in plan.splits.items()},
+              "counts": {split: [n.get(cls, 0) for cls in plan.classes]
+                         for split, n in ((split, _per_class(files)) for split, files in plan.splits.items())},
               "test": plan.splits["test"]}
     text = json.dumps(record, indent=1) + "\n"
     try:
@@ -898,15 +931,20 @@ def make_subset(src: str | os.PathLike, dst: str | os.PathLike, per_class: int,
     dst = Path(dst).expanduser()
     if dst.exists():
         raise DatasetError(f"{dst} already exists; name a new folder (nothing is overwritten) or delete it first.")
-    if per_class < 1:
-        raise DatasetError(f"per_class must be >= 1, got {per_class}")
+    check_int("per_class", per_class, 1, error=DatasetError)
+    if Path(src).expanduser().is_dir() and dst.resolve().is_relative_to(Path(src).expanduser().resolve()):
+        raise DatasetError(f"{dst} is inside {src}: the new images would become part of the dataset they came from; "
+                           "write the subset somewhere else")
     plan = _plan(Path(src).expanduser(), 0.0, seed)
     chosen = list(dict.fromkeys(classes)) if classes else plan.classes
     unknown = [cls for cls in chosen if cls not in plan.classes]
     if unknown:
         raise DatasetError(f"{plan.where} has no class {', '.join(map(repr, unknown))}; its classes are "
                            f"{', '.join(plan.classes)}.")
-    by_class = {cls: [f for f in plan.splits["train"] if PurePosixPath(f).parent.name == cls] for cls in chosen}
+    files_of: dict[str, list[str]] = {}
+    for f in plan.splits["train"]:
+        files_of.setdefault(f.rsplit("/", 2)[-2], []).append(f)
+    by_class = {cls: files_of.get(cls, []) for cls in chosen}
     short = [f"{cls} ({len(files)})" for cls, files in by_class.items() if len(files) < per_class]
     if short:
         raise DatasetError(f"{plan.where}: fewer than {per_class} images in {', '.join(short)}; lower per_class.")
@@ -1103,6 +1141,9 @@ def _split_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> None:
+    for name in ("path", "src", "dst", "root"):  # "" would silently mean the current folder
+        if getattr(args, name, None) is not None:
+            check_str(name if name != "root" else "--root", getattr(args, name), error=DatasetError)
     if args.command == "download":
         for train in (True, False):
             images, _ = load_cifar10(args.root, train=train, source="torchvision", download=True)
@@ -1114,7 +1155,10 @@ def _run(args: argparse.Namespace) -> None:
         else:
             _prepare_own(path, args)
     elif args.command == "subset":
-        classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+        classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes is not None else None
+        if classes == []:  # "" or ",,,": a typo, not "every class" (omit --classes for that)
+            raise DatasetError(f"--classes {args.classes!r} names no class: pass comma-separated names, or omit it "
+                               "for every class")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SkippedFilesWarning)
             written = make_subset(args.src, args.dst, args.per_class, classes, args.size, args.seed,

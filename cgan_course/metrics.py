@@ -232,6 +232,8 @@ class ClassifierFeatures(FeatureExtractor):
         self.dim = self.model.feature_dim
         self.batch_size = batch_size
         self.fingerprint = sha256(CLASSIFIER_FILE)[:12] if model is None else _weights_digest(self.model)
+        # the image size the judge was trained at: CIFAR-10's for the committed one; unknown for yours
+        self.image_size = 32 if model is None else getattr(model, "image_size", None)
 
     def _forward(self, x):
         x = x.to(self.device)
@@ -730,6 +732,8 @@ def label_fidelity(source, classifier: FeatureExtractor | None = None, num_sampl
     """
     if classifier is None and not isinstance(source, FeatureStats):
         classifier = ClassifierFeatures()
+    if isinstance(source, nn.Module) and isinstance(classifier, ClassifierFeatures):
+        _check_judge(source, classifier)
     stats = _as_stats(source, classifier, num_samples, labels, **kwargs)
     if stats.extractor != "classifier" or stats.logits is None or stats.labels is None:
         raise CourseError("label fidelity needs the course classifier's logits and the requested labels: "
@@ -743,6 +747,26 @@ def label_fidelity(source, classifier: FeatureExtractor | None = None, num_sampl
     return Score("label accuracy", accuracy, "classifier", stats.count,
                  details={"per_class": per_class, "confusion": confusion.numpy(),
                           "ci95": wilson_interval(accuracy, stats.count), "chance": 1 / num_classes})
+
+
+def _check_judge(G: nn.Module, features: ClassifierFeatures) -> None:
+    """A classifier can only judge a generator of its own classes, at its own image size: a
+    2-class generator judged by the 10-class CIFAR classifier used to score "0.0%, chance 10%"."""
+    judge = features.model
+    k_g, k_j = int(getattr(G, "num_classes", 0) or 0), int(judge.cfg.num_classes)
+    if k_g != k_j:
+        raise CourseError(f"the generator has {k_g} classes but the classifier judges {k_j}: pass a classifier "
+                          "trained on the generator's own classes (python -m cgan_course.classifier train on its data, "
+                          "then ClassifierFeatures(model))")
+    names_g, names_j = getattr(G, "classes", None), getattr(judge, "classes", None)
+    if names_g and names_j and list(names_g) != list(names_j):
+        raise CourseError(f"the generator's classes {list(names_g)[:5]}... are not the classifier's "
+                          f"{list(names_j)[:5]}...: use a classifier trained on the same class folders")
+    size, judged = getattr(G, "image_size", None), features.image_size
+    if size and judged and size != judged:
+        raise CourseError(f"the generator draws {size} px images but the classifier judges {judged} px ones: "
+                          "its score would measure the resize, not the generator; judge at the classifier's size "
+                          "(downsample the samples and score them as images) or train a classifier at that size")
 
 
 def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -28,7 +28,7 @@ from .checkpoints import (describe_hardware, load_checkpoint, model_config_from,
                           save_checkpoint, staging_folder, with_legacy_fields, write_card)
 from .classifier import CLASSIFIER_FILE
 from .data import CLASSES, ENV_VAR
-from .errors import run_cli
+from .errors import CourseError, run_cli
 from .metrics import ClassifierFeatures, class_morph_curve, evaluate_generator, fd_between, reference_stats
 from .pretrained import GENERATOR_FILE, PRETRAINED_DIR, check_destination, load_generator
 from .pretrained import read_card as read_committed_card
@@ -127,6 +127,13 @@ def export_with_metrics(checkpoint: str | Path, out: str | Path, replace_committ
     state = load_checkpoint(checkpoint)
     require_keys(state, ("config", "step", "G_ema"), checkpoint, "a training checkpoint of this course")
     cfg, steps = state["config"], state["step"]
+    model, classes = cfg.get("model", {}) if isinstance(cfg, dict) else {}, state.get("classes")
+    if model.get("num_classes") != len(CLASSES) or model.get("image_size") != 32 or (classes and classes != list(CLASSES)):
+        raise CourseError(f"{checkpoint} is not a CIFAR-10 generator ({model.get('num_classes')} classes"
+                          f"{': ' + ', '.join(classes[:5]) if classes else ''}, {model.get('image_size')} px); "
+                          "release export measures against CIFAR-10 with the course classifier. Sample your own "
+                          "generator with python -m cgan_course.serve --generator <checkpoint>, or judge it with a "
+                          "classifier of its classes (notebook 07)")
     log_csv = checkpoint.parent / "log.csv"
     # the references first: a wrong --data-root fails here, before any work
     clf = ClassifierFeatures()

@@ -688,13 +688,13 @@ def _resume(state: TrainState, cfg: TrainConfig, path: Path, place: Placement, c
                               f"course reads ({CHECKPOINT_FORMAT}); update the course, or pass another --out")
     check_model_config(saved["config"]["model"], cfg.model, path)
     check_resume_config(saved["config"], cfg, path)
+    if classes is not None and saved.get("classes", classes) != classes:
+        raise CheckpointError(f"{path} was trained on the classes {saved['classes']}, but the data now has "
+                              f"{classes}: the labels would change meaning. Pass another --out to start a new run.")
     if fingerprint is not None and saved.get("data_fingerprint", fingerprint) != fingerprint:
         raise CheckpointError(f"{path} was trained on other images than the data now loaded (its data fingerprint "
                               f"{saved['data_fingerprint']} vs {fingerprint}): resuming would silently change the "
                               "data. Point --data-root at the run's data, or start a new run with another --out.")
-    if classes is not None and saved.get("classes", classes) != classes:
-        raise CheckpointError(f"{path} was trained on the classes {saved['classes']}, but the data now has "
-                              f"{classes}: the labels would change meaning. Pass another --out to start a new run.")
     try:
         state.load_state_dict(saved, path)
         _set_rng_state(saved["rng"][min(place.rank, len(saved["rng"]) - 1)], place.device)

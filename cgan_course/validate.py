@@ -90,9 +90,10 @@ def check_choice(name: str, value: Any, choices: Iterable[Any], error: type[Cour
     return value
 
 
-def check_str(name: str, value: Any, nonempty: bool = True, fix: str = "") -> str:
+def check_str(name: str, value: Any, nonempty: bool = True, fix: str = "",
+              error: type[CourseError] = CourseError) -> str:
     if not isinstance(value, str) or (nonempty and not value.strip()):
-        raise fail(name, "a non-empty string" if nonempty else "a string", value, fix)
+        raise fail(name, "a non-empty string" if nonempty else "a string", value, fix, error)
     return value
 
 

@@ -206,3 +206,16 @@ def test_class_names_must_match_the_generator(tmp_path):
     card_path(weights).write_text(json.dumps({**card, "sha256": sha256(weights)}))
     with pytest.raises(CheckpointError, match=r"generator\.pt names 2 classes but its model has 10"):
         pretrained.load_generator(path=weights)
+
+
+# Issue 27: an own-data checkpoint used to reach an IndexError in the intra-class FD
+
+
+def test_release_export_refuses_an_own_data_checkpoint(tmp_path, cli_error, committed_unchanged):
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    ckpt.parent.mkdir()
+    save_checkpoint(ckpt, {"config": {"model": {"num_classes": 2, "image_size": 64}}, "step": 3, "G_ema": {},
+                           "classes": ["cats", "dogs"]})
+    cli_error(release.main, ["export", str(ckpt), "--out", str(tmp_path / "out")],
+              r"is not a CIFAR-10 generator \(2 classes: cats, dogs, 64 px\); release export measures against CIFAR-10")
+    assert not (tmp_path / "out").exists()

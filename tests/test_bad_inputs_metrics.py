@@ -178,3 +178,21 @@ def test_mixed_feature_spaces_are_refused_by_intra_fd_too():
     b = metrics.stats_from_features(torch.randn(40, 6), labels, "inception-random", "train", "x")
     with pytest.raises(CourseError, match="same extractor"):
         metrics.intra_fid(a, b)
+
+
+# Issue 27: a judge that cannot judge this generator is refused, not reported as a score
+
+
+def test_label_fidelity_refuses_a_judge_of_other_classes_or_another_size():
+    import pytest
+
+    from cgan_course import metrics
+    from cgan_course.errors import CourseError
+    from cgan_course.models import ModelConfig, build_generator
+
+    two = build_generator(ModelConfig(num_classes=2, g_width=8, z_dim=16)).eval()
+    with pytest.raises(CourseError, match="the generator has 2 classes but the classifier judges 10"):
+        metrics.label_fidelity(two, num_samples=20)
+    big = build_generator(ModelConfig(image_size=128, g_width=8, z_dim=16)).eval()
+    with pytest.raises(CourseError, match="the generator draws 128 px images but the classifier judges 32 px ones"):
+        metrics.label_fidelity(big, num_samples=20)
