@@ -39,7 +39,7 @@ import torch.nn as nn
 from scipy import linalg
 
 from .errors import CourseError, MissingFile
-from .data import (CACHE_ENV_VAR, ENV_VAR, REPO_ROOT, SAMPLE_ROOT, describe_source, load_cifar10, resolve_source,
+from .data import (CACHE_ENV_VAR, CLASSES, ENV_VAR, REPO_ROOT, SAMPLE_ROOT, describe_source, load_cifar10, resolve_source,
                    to_unit_range)
 from .checkpoints import sha256
 from .classifier import CLASSIFIER_FILE, load_classifier, probabilities
@@ -814,6 +814,115 @@ def class_morph_curve(G: nn.Module, classifier: FeatureExtractor, y0: int, y1: i
     return {"t": t.tolist(), "p_end": p1.mean(0).tolist(), "p_start": p0.mean(0).tolist(),
             "ci95": (1.96 * p1.std(0) / num_latents ** 0.5).tolist(), "num_latents": num_latents,
             "temperature": getattr(classifier.model, "temperature", 1.0) if calibrated else 1.0}
+
+
+# ----------------------------------------------------------------------------------------------
+# Class control and diversity: does the class decide the picture, and at what cost in variety?
+
+# Notebook 05's three morphs (two distant, one near) and five more distant pairs, the weakest of
+# the 76% generator (truck -> bird) among them.
+CONTROL_PAIRS = (("airplane", "frog"), ("horse", "ship"), ("cat", "dog"), ("truck", "bird"), ("ship", "deer"),
+                 ("automobile", "cat"), ("frog", "airplane"), ("dog", "truck"))
+
+
+def _class_of(G: nn.Module, name: str | int) -> int:
+    names = list(getattr(G, "classes", None) or CLASSES)
+    if isinstance(name, str):
+        if name not in names:
+            raise CourseError(f"unknown class {name!r}; the generator's classes are {names}")
+        return names.index(name)
+    if not 0 <= int(name) < (G.num_classes or 0):
+        raise CourseError(f"class index {name} out of range for a generator of {G.num_classes} classes")
+    return int(name)
+
+
+def _mean_ci(x: torch.Tensor) -> tuple[float, float]:
+    """Mean and the half-width of a normal 95% interval over the first dimension."""
+    return x.mean().item(), 1.96 * x.std().item() / max(1, x.numel()) ** 0.5
+
+
+@torch.no_grad()
+def class_control(G: nn.Module, classifier: ClassifierFeatures, pairs=CONTROL_PAIRS, num_latents: int = 100,
+                  seed: int = 0) -> dict:
+    """With z fixed, does the class decide the picture? For each pair (A, B) and the same
+    ``num_latents`` latents z, the classifier's calibrated probability of B on G(z, A) and on
+    G(z, B). A generator that obeys its class gives P(B | G(z, B)) near 1 and P(B | G(z, A)) near
+    0; one that ignores the class draws the same picture for A and B, so the two are equal and
+    ``gap`` (their difference) is 0.
+
+    Returns ``{"pairs": {"A -> B": {"p_b_given_a", "p_b_given_a_ci95", "p_b_given_b",
+    "p_b_given_b_ci95", "gap"}}, "min_p_b_given_b", "max_p_b_given_a", "mean_gap", "num_latents",
+    "temperature"}`` (intervals: 95% half-widths over the latents).
+    """
+    if num_latents < 2:
+        raise CourseError(f"num_latents must be >= 2 (an interval needs two), got {num_latents}")
+    if getattr(classifier, "name", None) != "classifier":
+        raise CourseError("class control is judged by a classifier with logits: pass metrics.ClassifierFeatures()")
+    if isinstance(G, nn.Module):
+        _check_judge(G, classifier)
+    z = sample_latents(num_latents, G.z_dim, seed)  # (n, z_dim), shared by every class of every pair
+    was_training = G.training
+    G.eval()
+    try:
+        out = {}
+        for a_name, b_name in pairs:
+            a, b = _class_of(G, a_name), _class_of(G, b_name)
+            p_a, p_b = (classifier.probabilities(generate(G, z, torch.full((num_latents,), c)))[:, b] for c in (a, b))
+            (m_a, ci_a), (m_b, ci_b) = _mean_ci(p_a), _mean_ci(p_b)
+            out[f"{a_name} -> {b_name}"] = {"p_b_given_a": round(m_a, 4), "p_b_given_a_ci95": round(ci_a, 4),
+                                            "p_b_given_b": round(m_b, 4), "p_b_given_b_ci95": round(ci_b, 4),
+                                            "gap": round(m_b - m_a, 4)}
+    finally:
+        G.train(was_training)
+    rows = out.values()
+    return {"pairs": out, "min_p_b_given_b": min(r["p_b_given_b"] for r in rows),
+            "max_p_b_given_a": max(r["p_b_given_a"] for r in rows),
+            "mean_gap": round(float(np.mean([r["gap"] for r in rows])), 4), "num_latents": num_latents,
+            "temperature": getattr(classifier.model, "temperature", 1.0)}
+
+
+def _manifold_hits(queries: torch.Tensor, points: torch.Tensor, k: int) -> torch.Tensor:
+    """Whether each query [Q, d] lies inside the k-NN manifold of ``points`` [P, d]: within the
+    distance from some point to its k-th nearest other point (Kynkaanniemi et al. 2019)."""
+    d_pp = torch.cdist(points, points)  # (P, P)
+    radius = d_pp.kthvalue(k + 1, dim=1).values  # (P,): k+1 because a point is its own nearest
+    return (torch.cdist(queries, points) <= radius[None, :]).any(dim=1)  # (Q,)
+
+
+@torch.no_grad()
+def class_recall(G: nn.Module, classifier: ClassifierFeatures, real_images: torch.Tensor, real_labels: torch.Tensor,
+                 per_class: int = 500, k: int = 3, seed: int = 0) -> dict:
+    """Diversity within each class, in the judge's feature space: improved recall and precision
+    (Kynkaanniemi et al. 2019) of ``per_class`` samples of each class against the real images of
+    that class. Recall is the share of real images that fall inside the samples' k-NN manifold:
+    it catches "easy to classify but all alike" (a generator that ignores z draws one picture
+    per class, its manifold has radius 0, and its recall is 0). Precision is the share of samples
+    inside the real images' manifold (realism). Returns ``{"recall", "precision", "per_class_recall",
+    "per_class_precision", "k", "per_class", "real_per_class"}``."""
+    if not 2 <= k < per_class:
+        raise CourseError(f"k must be in [2, per_class), got k={k}, per_class={per_class}")
+    if real_images.shape[0] != real_labels.shape[0]:
+        raise CourseError(f"real_images and real_labels differ in length: {real_images.shape[0]} vs {real_labels.shape[0]}")
+    if isinstance(G, nn.Module):
+        _check_judge(G, classifier)
+    real_feats = classifier.features_and_logits(real_images)[0]  # (N, d)
+    z = sample_latents(per_class, G.z_dim, seed)
+    recall, precision = [], []
+    was_training = G.training
+    G.eval()
+    try:
+        for c in range(G.num_classes):
+            real_c = real_feats[real_labels == c]
+            if real_c.shape[0] <= k:
+                raise CourseError(f"class {c} has {real_c.shape[0]} real images; the k-NN manifold needs more than k={k}")
+            fake_c = classifier.features_and_logits(generate(G, z, torch.full((per_class,), c)))[0]
+            recall.append(_manifold_hits(real_c, fake_c, k).float().mean().item())
+            precision.append(_manifold_hits(fake_c, real_c, k).float().mean().item())
+    finally:
+        G.train(was_training)
+    return {"recall": round(float(np.mean(recall)), 4), "precision": round(float(np.mean(precision)), 4),
+            "per_class_recall": [round(r, 4) for r in recall], "per_class_precision": [round(p, 4) for p in precision],
+            "k": k, "per_class": per_class, "real_per_class": int(real_feats.shape[0] // max(1, G.num_classes))}
 
 
 def evaluate_generator(G: nn.Module, reference: FeatureStats, extractor: FeatureExtractor,

@@ -27,9 +27,10 @@ import torch.nn as nn
 from .checkpoints import (describe_hardware, load_checkpoint, model_config_from, read_card, require_keys,
                           save_checkpoint, staging_folder, with_legacy_fields, write_card)
 from .classifier import CLASSIFIER_FILE
-from .data import CLASSES, ENV_VAR
+from .data import CLASSES, ENV_VAR, load_cifar10
 from .errors import CourseError, run_cli
-from .metrics import ClassifierFeatures, class_morph_curve, evaluate_generator, fd_between, reference_stats
+from .metrics import (ClassifierFeatures, class_control, class_morph_curve, class_recall, evaluate_generator,
+                      fd_between, reference_stats)
 from .pretrained import GENERATOR_FILE, PRETRAINED_DIR, check_destination, load_generator
 from .pretrained import read_card as read_committed_card
 from .sampling import recalibrate_batchnorm, sample_grid, save_image_grid
@@ -139,6 +140,7 @@ def export_with_metrics(checkpoint: str | Path, out: str | Path, replace_committ
     clf = ClassifierFeatures()
     ref_train = reference_stats(clf, "train", source=source, root=data_root)
     ref_test = reference_stats(clf, "test", source=source, root=data_root)
+    test_images = load_cifar10(data_root, train=False, source=source)  # real images of each class, for recall
     with staging_folder(out, replaces=RELEASE_FILES) as staging:
         weights = export_generator(checkpoint, staging / GENERATOR_FILE.name)
         G = load_generator(path=weights)  # measured as users will load it: fp16 weights, card checked
@@ -172,6 +174,9 @@ def export_with_metrics(checkpoint: str | Path, out: str | Path, replace_committ
                 "fd_classifier_floor_test_vs_train": _metric(fd_between(ref_test, ref_train)),
                 "is_classifier": _metric(scores["is"]) if "is" in scores else None,
                 "class_morphs": class_morphs(G, clf, num_latents=max(2, min(100, num_samples // 100))),
+                "class_control": class_control(G, clf, num_latents=max(2, min(100, num_samples // 100))),
+                "class_recall": {**class_recall(G, clf, *test_images, per_class=max(10, min(1000, num_samples // 10))),
+                                 "reference": "the test split, every image of each class"},
                 "fid_inception": ("not computed: the standard Inception weights are not available offline here; "
                                   "run notebook 05 with CGAN_COURSE_INCEPTION_WEIGHTS set to compute FID-10k"),
                 "how": (f"python -m cgan_course.release export <checkpoint>: {num_samples:,} samples, "

@@ -10,6 +10,7 @@ import torch.nn as nn
 from cgan_course import metrics
 from cgan_course.classifier import CLASSIFIER_FILE
 from cgan_course.data import load_cifar10, to_unit_range
+from cgan_course.errors import CourseError
 from cgan_course.metrics import (FeatureExtractor, RunningStats, frechet_distance, inception_score_from_logits)
 
 
@@ -332,3 +333,53 @@ def test_label_fidelity_with_a_judge_of_other_classes():
     assert score.value == pytest.approx((predicted == labels).float().mean().item())
     assert score.details["confusion"].shape == (4, 4) and score.details["chance"] == 0.25
     assert "chance 25%" in str(score)
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 24: class control (does the class decide the picture?) and diversity within a class
+
+
+class PickG(nn.Module):
+    """A fake generator drawing real test images, picked by z and (unless ``ignore``) by y.
+    ``ignore="y"``: the image depends on z only; ``ignore="z"``: on y only (one picture per class)."""
+
+    z_dim, num_classes = 4, 10
+
+    def __init__(self, images, labels, ignore: str | None = None):
+        super().__init__()
+        self.x = images.float() / 127.5 - 1
+        self.by_class = [torch.nonzero(labels == c).squeeze(1) for c in range(10)]
+        self.ignore = ignore
+
+    def forward(self, z, y):
+        pick = (z[:, 0].abs() * 1e4).long()  # (B,): a function of z alone
+        if self.ignore == "y":
+            return self.x[pick % len(self.x)]
+        if self.ignore == "z":
+            pick = torch.zeros_like(pick)
+        return self.x[torch.stack([self.by_class[c][p % len(self.by_class[c])] for c, p in zip(y.tolist(), pick)])]
+
+
+@needs_classifier
+def test_class_control_is_zero_for_a_class_blind_generator_and_high_for_an_obedient_one(sample_test):
+    clf = metrics.ClassifierFeatures()
+    blind = metrics.class_control(PickG(*sample_test, ignore="y"), clf, num_latents=40)
+    assert len(blind["pairs"]) == 8 and blind["mean_gap"] == 0.0
+    assert all(r["p_b_given_a"] == r["p_b_given_b"] for r in blind["pairs"].values())
+    obedient = metrics.class_control(PickG(*sample_test), clf, num_latents=40)
+    # real images of the asked class: P(B) as the classifier gives it on real test images
+    assert obedient["min_p_b_given_b"] > 0.5 and obedient["max_p_b_given_a"] < 0.2 and obedient["mean_gap"] > 0.6
+    one = obedient["pairs"]["truck -> bird"]
+    assert one["p_b_given_b"] - one["p_b_given_b_ci95"] > one["p_b_given_a"] + one["p_b_given_a_ci95"]
+
+
+@needs_classifier
+def test_class_recall_is_zero_for_a_generator_that_ignores_z(sample_test):
+    clf = metrics.ClassifierFeatures()
+    real = load_cifar10(train=True, source="sample")  # other images than the ones the fakes draw
+    collapsed = metrics.class_recall(PickG(*sample_test, ignore="z"), clf, *real, per_class=40, k=3)
+    assert collapsed["recall"] == 0.0 and collapsed["per_class_recall"] == [0.0] * 10
+    varied = metrics.class_recall(PickG(*sample_test), clf, *real, per_class=40, k=3)
+    assert varied["recall"] > 0.3 and varied["precision"] > 0.5, varied  # real images of the class
+    with pytest.raises(CourseError, match=r"k must be in \[2, per_class\)"):
+        metrics.class_recall(PickG(*sample_test), clf, *sample_test, per_class=3, k=3)
