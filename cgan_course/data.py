@@ -1193,10 +1193,19 @@ def _counts(per_class: dict[str, int]) -> str:
     return ", ".join(f"{cls}: {n}" for cls, n in per_class.items())
 
 
+def _cache_note(cache: Path | None) -> str:
+    """What prepare says of the cache: only "cached" when the file is really there (a cache folder
+    that is a file, or read-only, makes the write fail quietly: loading still works, uncached)."""
+    if cache is not None and cache.is_file():
+        return f"cached ({cache})"
+    return (f"not cached (cannot write {cache}; set ${CACHE_ENV_VAR} to a writable folder, or the next load decodes "
+            "again)")
+
+
 def _prepare_cifar10(path: Path) -> None:
     for split in ("train", "test"):
         images, labels, classes = load_image_folder(path, split)
-        print(f"{split}: {images.shape[0]} images, {len(classes)} classes, cached ({_cache_path(path, split, 32)})")
+        print(f"{split}: {images.shape[0]} images, {len(classes)} classes, {_cache_note(_cache_path(path, split, 32))}")
         print(f"  per class: {_counts(dict(zip(classes, torch.bincount(labels, minlength=len(classes)).tolist())))}")
     print(f"Use it: export {ENV_VAR}={path.resolve()}")
 
@@ -1214,7 +1223,7 @@ def _prepare_own(path: Path, args: argparse.Namespace) -> None:
                                      test_fraction=args.test_fraction, seed=args.seed)
         counts = torch.bincount(got.labels, minlength=len(got.classes)).tolist()
         print(f"{split}: {len(got.files)} images, {len(got.classes)} classes, {args.size} px, "
-              f"cached ({got.cache_file})")
+              f"{_cache_note(got.cache_file)}")
         print(f"  per class: {_counts(dict(zip(got.classes, counts)))}")
         if got.skipped:
             print(f"  skipped {len(got.skipped)} unreadable file(s) (--skip-unreadable): {', '.join(got.skipped)}")

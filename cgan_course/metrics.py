@@ -638,6 +638,13 @@ def _as_stats(source, extractor: FeatureExtractor | None, num_samples: int, labe
     raise TypeError(f"expected a generator G(z, y), an image tensor [N, 3, H, W] or FeatureStats, got {type(source).__name__}")
 
 
+def _check_reference(reference) -> None:
+    """Before any sample is drawn: the reference must be statistics, not None or images."""
+    if not isinstance(reference, FeatureStats):
+        raise CourseError(f"reference must be FeatureStats (from metrics.reference_stats(extractor, 'train')), got "
+                          f"{type(reference).__name__}")
+
+
 def _check_comparable(stats: FeatureStats, reference: FeatureStats) -> None:
     """An FD is only meaningful in one feature space and at one image size."""
     if stats.extractor != reference.extractor:
@@ -664,6 +671,7 @@ def fid(source, reference: FeatureStats, extractor: FeatureExtractor | None = No
     """Fréchet distance of a generator (class-balanced samples, fixed ``seed``), a tensor of images
     or ``FeatureStats`` to ``reference`` (from ``reference_stats``). Lower is better; the real-data
     floor (train vs test) is not zero. ``kwargs`` go to ``generator_stats`` (seed, truncation)."""
+    _check_reference(reference)
     stats = _as_stats(source, extractor, num_samples, labels, **kwargs)
     _check_comparable(stats, reference)
     value = frechet_distance(stats.mean, stats.cov, reference.mean, reference.cov, method=method)
@@ -677,6 +685,7 @@ def intra_fid(source, reference: FeatureStats, extractor: FeatureExtractor | Non
     """Mean over classes of the FD between the samples of class c and the real images of class c
     (Miyato & Koyama 2018). It punishes a generator that draws good images of the wrong class,
     which the plain FD cannot see. ``details["per_class"]`` holds the ten values."""
+    _check_reference(reference)
     stats = _as_stats(source, extractor, num_samples, labels, **kwargs)
     _check_comparable(stats, reference)
     if reference.class_mean is None:

@@ -16,8 +16,8 @@ import torch
 import torch.nn as nn
 
 from . import checkpoints
-from .checkpoints import (card_path, class_names_from, load_checkpoint, load_state_strict, model_config_from, require_keys,
-                          verify_card)
+from .checkpoints import (CheckpointError, card_path, class_names_from, load_checkpoint, load_state_strict,
+                          model_config_from, require_keys, verify_card)
 from .data import REPO_ROOT
 from .errors import CourseError, MissingFile
 from .models import build_generator
@@ -74,9 +74,13 @@ def load_generator(device: str | torch.device = "cpu", path: str | Path | None =
     verify_card(path)
     state = load_checkpoint(path, "cpu")
     require_keys(state, ("model", "state_dict"), path, "a pretrained-generator file")
-    cfg = model_config_from(state["model"], path)
+    weights = state["state_dict"]
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise CheckpointError(f"{path}: 'state_dict' must map parameter names to tensors; the file was edited or is "
+                              "not an exported generator. Export it again with python -m cgan_course.release export")
+    cfg = model_config_from(state["model"], path)  # bounded sizes: a huge config is refused before anything is built
     G = build_generator(cfg)
-    load_state_strict(G, {k: v.float() for k, v in state["state_dict"].items()}, "generator", path)
+    load_state_strict(G, {k: v.float() for k, v in weights.items()}, "generator", path)
     G.classes = class_names_from(state, cfg.num_classes, path) or None  # None: unconditional
     return G.to(device).eval()
 

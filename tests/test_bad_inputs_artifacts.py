@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cgan_course import classifier, pretrained, release
+from cgan_course import checkpoints, classifier, pretrained, release
 from cgan_course.checkpoints import CheckpointError, card_path, load_checkpoint, save_checkpoint, sha256
 from cgan_course.data import REPO_ROOT
 
@@ -219,3 +219,31 @@ def test_release_export_refuses_an_own_data_checkpoint(tmp_path, cli_error, comm
     cli_error(release.main, ["export", str(ckpt), "--out", str(tmp_path / "out")],
               r"is not a CIFAR-10 generator \(2 classes: cats, dogs, 64 px\); release export measures against CIFAR-10")
     assert not (tmp_path / "out").exists()
+
+
+def _exported(tmp_path, **fields) -> Path:
+    """An exported-generator file with its card, built from the committed one with ``fields`` changed."""
+    state = {**load_checkpoint(pretrained.GENERATOR_FILE), **fields}
+    path = tmp_path / "generator.pt"
+    save_checkpoint(path, state)
+    checkpoints.write_card(path, {})
+    return path
+
+
+@pytest.mark.parametrize("fields,pattern", [
+    ({"state_dict": "weights"}, "'state_dict' must map parameter names to tensors"),
+    ({"state_dict": {"w": [1.0]}}, "'state_dict' must map parameter names to tensors"),
+    ({"model": {"num_classes": 10**7}}, r"num_classes must be an integer in \[0, 10000\], got 10000000"),
+    ({"model": {"g_width": 10**6}}, r"g_width must be an integer in \[1, 512\], got 1000000"),
+    ({"model": [1, 2]}, "holds a model configuration this version of the course cannot build"),
+])
+def test_an_edited_exported_generator_is_refused_before_anything_is_built(tmp_path, fields, pattern):
+    with pytest.raises(CheckpointError, match=pattern):
+        pretrained.load_generator(path=_exported(tmp_path, **fields))
+
+
+def test_a_generator_whose_classes_are_not_distinct_is_not_served(tmp_path, cli_error):
+    from cgan_course import serve
+
+    path = _exported(tmp_path, classes=["cat"] * 10)
+    cli_error(serve.main, ["--generator", str(path)], r"G.classes must be 10 different non-empty names.*repeated: \['cat'\]")

@@ -289,3 +289,44 @@ def test_class_walks_need_an_embedding_and_a_conditional_generator(stand_in):
         interpolate(MLPGenerator(z_dim=4, num_classes=10), torch.tensor([0.5]), "classes", 0, 1)
     with course_error("unconditional"):
         class_names(build_generator(ModelConfig(g_width=8, d_width=8, z_dim=16, num_classes=0)))
+
+
+# Issue 27: tracebacks and silent garbage from the sampling API
+
+
+def test_sampling_api_refuses_what_used_to_crash_or_draw_garbage(stand_in):
+    from cgan_course import metrics
+    from cgan_course.sampling import generate, sample_grid
+
+    with course_error(r"class index must be an integer in \[0, 9\], got 'cat'"):
+        sample_grid(stand_in, classes=["cat"])
+    with course_error("classes must be a list of class indices"):
+        sample_grid(stand_in, classes=3)
+    with course_error(r"per_class must be an integer in \[1, 10000\], got 10000000"):  # a 5 GB allocation before
+        sample_grid(stand_in, per_class=10**7)
+    with course_error(r"a grid of 10 rows x 1001 is over MAX_GRID_SAMPLES=10000"):
+        sample_grid(stand_in, per_class=1001)
+    with course_error("z holds NaN or inf values"):  # NaN images drawn as a black grid before
+        generate(stand_in, torch.full((2, stand_in.z_dim), float("nan")), torch.tensor([0, 1]))
+    with course_error("reference must be FeatureStats"):
+        metrics.fid(stand_in, reference=None)
+
+
+def test_interpolation_points_are_capped(stand_in):
+    from cgan_course.widgets import MAX_POINTS, interpolate
+
+    with course_error(rf"ts must hold 1 to MAX_POINTS={MAX_POINTS} points of the walk, got 1000000"):
+        interpolate(stand_in, torch.linspace(0, 1, 10**6))
+
+
+def test_folders_named_by_numbers_cannot_make_a_request_ambiguous(stand_in):
+    from cgan_course.widgets import class_index
+
+    stand_in.classes = ["0", "1", "10", "11", "2", "3", "4", "5", "6", "7"]  # string order of folders 0..11 (some)
+    try:
+        with course_error(r"class 2 is named '10', which also reads as the index of class 10"):
+            class_index(stand_in, 2)
+        stand_in.classes = [str(i) for i in range(10)]  # numeric order: name and index agree
+        assert class_index(stand_in, "3") == class_index(stand_in, 3) == 3
+    finally:
+        stand_in.classes = None

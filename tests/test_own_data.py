@@ -642,3 +642,13 @@ def test_prepare_on_a_thousand_classes_does_not_hang(tmp_path):
             (root / f"c{c:04d}" / f"{i}.png").write_bytes(png)
     got = load_class_folders(root, test_fraction=0.1)  # with the cache and its split record
     assert len(got.classes) == 1000 and len(got.labels) == 9000 and got.split_file is not None
+
+
+def test_prepare_does_not_claim_a_cache_it_could_not_write(tmp_path, capsys, monkeypatch):
+    root = make_counts(tmp_path / "d", {"a": 3, "b": 2})
+    blocker = tmp_path / "cache-is-a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(data.CACHE_ENV_VAR, str(blocker))
+    data.main(["prepare", str(root), "--test-fraction", "0"])
+    out = capsys.readouterr().out
+    assert "train: 5 images, 2 classes, 32 px, not cached (cannot write" in out and " px, cached (" not in out
