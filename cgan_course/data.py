@@ -710,8 +710,10 @@ class _Tree:
         """Root-relative paths of the image files directly in ``rel``, sorted by name."""
         if self._index is not None:
             return [str(rel / name) for name in sorted(self._index.get(rel, (set(), []))[1])]
-        entries = sorted((e for e in os.scandir(self.root / rel)
-                          if _visible(e.name) and _is_image(e.name) and e.is_file()), key=lambda e: e.name)
+        # a dangling symlink is kept: decoding it fails, so it is listed with the unreadable files
+        # instead of vanishing from the dataset unseen
+        entries = sorted((e for e in os.scandir(self.root / rel) if _visible(e.name) and _is_image(e.name) and (
+            e.is_file() or (e.is_symlink() and not os.path.exists(e.path)))), key=lambda e: e.name)
         self._entries.update((str(rel / e.name), e) for e in entries)
         return [str(rel / e.name) for e in entries]
 
@@ -721,7 +723,8 @@ class _Tree:
         names = "\n".join(files)
         if self._index is not None:
             return f"{_stat_stamp(self.root.stat())}|{hashlib.sha1(names.encode()).hexdigest()}"
-        lines = (f"{rel}|{_stat_stamp(self._entries[rel].stat())}" for rel in files)
+        lines = (f"{rel}|{_stat_stamp(self._entries[rel].stat(follow_symlinks=self._entries[rel].is_file()))}"
+                 for rel in files)
         return hashlib.sha1("\n".join(lines).encode()).hexdigest()
 
     def display(self, rel: str) -> str:

@@ -652,3 +652,13 @@ def test_prepare_does_not_claim_a_cache_it_could_not_write(tmp_path, capsys, mon
     data.main(["prepare", str(root), "--test-fraction", "0"])
     out = capsys.readouterr().out
     assert "train: 5 images, 2 classes, 32 px, not cached (cannot write" in out and " px, cached (" not in out
+
+
+def test_a_dangling_symlink_is_listed_not_dropped(tmp_path):
+    root = make_counts(tmp_path / "d", {"a": 3, "b": 2})
+    (root / "a" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    with pytest.raises(DatasetError, match=r"gone.png"):
+        load_class_folders(root, test_fraction=0, cache=False)
+    with pytest.warns(SkippedFilesWarning, match="gone.png"):
+        got = load_class_folders(root, test_fraction=0, cache=False, skip_unreadable=True)
+    assert len(got.files) == 5 and any("gone.png" in f for f in got.skipped)
