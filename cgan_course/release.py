@@ -24,7 +24,7 @@ import scipy
 import torch
 import torch.nn as nn
 
-from .checkpoints import (describe_hardware, load_checkpoint, model_config_from, read_card, require_keys,
+from .checkpoints import (describe_hardware, load_checkpoint, model_config_from, read_card, require_keys, sha256,
                           save_checkpoint, staging_folder, with_legacy_fields, write_card)
 from .classifier import CLASSIFIER_FILE
 from .data import CLASSES, ENV_VAR, load_cifar10
@@ -34,10 +34,10 @@ from .metrics import (ClassifierFeatures, class_control, class_morph_curve, clas
 from .pretrained import GENERATOR_FILE, PRETRAINED_DIR, check_destination, load_generator
 from .pretrained import read_card as read_committed_card
 from .sampling import recalibrate_batchnorm, sample_grid, save_image_grid
-from .train import TrainConfig, load_generator_from_checkpoint
+from .train import TrainConfig, load_generator_from_checkpoint, save_train_state
 
-GRID_FILE, LOG_FILE = "generator_grid.png", "train_log.csv"
-RELEASE_FILES = (GENERATOR_FILE.name, GENERATOR_FILE.with_suffix(".json").name, GRID_FILE, LOG_FILE)
+GRID_FILE, LOG_FILE, STATE_FILE = "generator_grid.png", "train_log.csv", "train_state.pt"
+RELEASE_FILES = (GENERATOR_FILE.name, GENERATOR_FILE.with_suffix(".json").name, GRID_FILE, LOG_FILE, STATE_FILE)
 
 
 def export_generator(checkpoint: str | Path, out: str | Path, card: dict | None = None,
@@ -114,12 +114,13 @@ def class_morphs(G: nn.Module, clf: ClassifierFeatures, num_latents: int = 100) 
 
 def export_with_metrics(checkpoint: str | Path, out: str | Path, replace_committed: bool = False,
                         data_root: str | None = None, source: str = "auto", num_samples: int = 10_000,
-                        note: str = "") -> dict:
+                        note: str = "", history: list[dict] | None = None) -> dict:
     """Export the EMA generator into the folder ``out``, measure it the way the README reports it,
     and write its card, sample grid and training log beside it. Returns the card.
 
     Nothing reaches ``out`` unless every step succeeded; ``out`` must be a new folder, or the
-    committed ``data/pretrained`` with ``replace_committed``.
+    committed ``data/pretrained`` with ``replace_committed``. ``history``: the runs that made the
+    checkpoint (steps, machine, recipe changes), recorded on the card as given.
     """
     import torchvision  # optional; only its version is recorded
 
@@ -148,6 +149,7 @@ def export_with_metrics(checkpoint: str | Path, out: str | Path, replace_committ
         save_image_grid(sample_grid(G, per_class=10, seed=0), staging / GRID_FILE, nrow=10)
         if log_csv.is_file():
             shutil.copyfile(log_csv, staging / LOG_FILE)
+        state_file = save_train_state(checkpoint, staging / STATE_FILE)  # where a fine-tune starts
         accuracy = scores["label_accuracy"]
         card = {
             "summary": (f"projection cGAN ({cfg['model']['backbone']}, g_width {cfg['model']['g_width']}), "
@@ -161,6 +163,12 @@ def export_with_metrics(checkpoint: str | Path, out: str | Path, replace_committ
                 "wall_time_min": round(wall_time_s(log_csv) / 60, 1) if log_csv.is_file() else None,
                 "hardware": describe_hardware("cuda" if torch.cuda.is_available() else "cpu"),
                 "note": note,
+                "history": history or [],
+                "train_state": {"file": STATE_FILE, "sha256": sha256(state_file),
+                                "megabytes": round(state_file.stat().st_size / 2**20, 2),
+                                "use": "python -m cgan_course.train --init-from data/pretrained/train_state.pt "
+                                       "(with the recipe's options) starts a fine-tune from these G, D and EMA "
+                                       "weights at this step"},
             },
             "export": "EMA generator, BatchNorm statistics recomputed over 20 x 256 samples, fp16 weights",
             "versions": {"python": sys.version.split()[0], "torch": str(torch.__version__),
@@ -208,6 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--source", default="auto")
     p.add_argument("--num-samples", type=int, default=10_000)
     p.add_argument("--note", default="", help="free text for the card (e.g. machine load during training)")
+    p.add_argument("--history", default=None, help="a JSON file: a list of the runs that made the checkpoint "
+                                                   "(steps, machine, recipe changes), recorded on the card")
     sub.add_parser("show", help="print the committed generator's card")
     args = parser.parse_args(argv)
     run_cli(lambda: _run(args), parser.prog)
@@ -218,8 +228,16 @@ def _run(args: argparse.Namespace) -> None:
         print(json.dumps(read_committed_card(), indent=2))
         return
     out = PRETRAINED_DIR if args.replace_committed else Path(args.out or time.strftime("runs/export-%Y%m%d-%H%M%S"))
+    history = None
+    if args.history is not None:
+        try:
+            history = json.loads(Path(args.history).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise CourseError(f"--history {args.history}: cannot read it as JSON ({err})") from None
+        if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+            raise CourseError(f"--history {args.history} must hold a JSON list of objects, one per run")
     card = export_with_metrics(args.checkpoint, out, args.replace_committed, args.data_root, args.source,
-                               args.num_samples, args.note)
+                               args.num_samples, args.note, history)
     for k, v in card["metrics"].items():
         print(f"{k}: {v['text'] if isinstance(v, dict) and 'text' in v else v}")
     print(f"wrote {', '.join(RELEASE_FILES[:3])} to {out}")

@@ -10,7 +10,7 @@ from cgan_course.checkpoints import (atomic_write, load_checkpoint, read_card, s
                                      write_card)
 from cgan_course.data import CLASSES
 from cgan_course.metrics import ClassifierFeatures, class_morph_curve
-from cgan_course.models import ModelConfig, build_generator
+from cgan_course.models import ModelConfig, build_discriminator, build_generator
 from cgan_course.pretrained import load_generator
 from cgan_course.train import TrainConfig, config_from_args
 
@@ -20,10 +20,14 @@ TINY = ModelConfig(z_dim=16, g_width=8, d_width=8)
 def tiny_checkpoint(folder, model: ModelConfig = TINY, steps: int = 7):
     """A training checkpoint (and log.csv of two resumed segments) of an untrained tiny generator."""
     torch.manual_seed(0)
-    G = build_generator(model)
+    G, D = build_generator(model), build_discriminator(model)
     cfg = TrainConfig(model=model, steps=steps, batch_size=8, d_steps=2, lr_g=1e-4, beta1=0.5)
     path = folder / "checkpoint.pt"
-    save_checkpoint(path, {"config": cfg.to_dict(), "step": steps, "G": G.state_dict(), "G_ema": G.state_dict()})
+    adam = lambda m: torch.optim.Adam(m.parameters()).state_dict()  # noqa: E731
+    save_checkpoint(path, {"format": 1, "config": cfg.to_dict(), "step": steps, "G": G.state_dict(),
+                           "D": D.state_dict(), "G_ema": G.state_dict(), "opt_g": adam(G), "opt_d": adam(D),
+                           "scaler_g": {}, "scaler_d": {}, "batches": {}, "history": [],
+                           "rng": [{"cpu": torch.get_rng_state()}]})
     (folder / "log.csv").write_text("step,time_s\n2,30.0\n4,60.0\n6,15.0\n")  # a resume restarted the clock at step 5
     return path
 

@@ -607,3 +607,40 @@ def test_resume_refuses_a_new_option_the_checkpoint_predates(tmp_path, sample):
     with pytest.raises(CheckpointError, match=r"--reuse-fakes True \(checkpoint: False, made before the option existed\)"):
         train(tiny_cfg(tmp_path, steps=4, resume=True, reuse_fakes=True), sample)
     assert train(tiny_cfg(tmp_path, steps=4, resume=True), sample).step == 4  # its default: the same run
+
+
+# ----------------------------------------------------------------------------------------------
+# Issue 24: the compact training state a fine-tune starts from
+
+
+def test_a_run_starts_from_a_compact_training_state(tmp_path, sample):
+    from cgan_course.train import load_train_state, save_train_state
+
+    first = train(tiny_cfg(tmp_path, steps=3, out=str(tmp_path / "first")), sample)
+    path = save_train_state(first.out / "checkpoint.pt", tmp_path / "train_state.pt")
+    saved = load_train_state(path)
+    assert saved["step"] == 3 and all(v.dtype == torch.float16 for v in saved["G"].values() if v.is_floating_point())
+    assert path.stat().st_size < (first.out / "checkpoint.pt").stat().st_size / 2  # no optimiser moments
+    cfg = tiny_cfg(tmp_path, steps=3, out=str(tmp_path / "second"), init_from=str(path))
+    second = train(cfg, sample)
+    assert second.step == 3 and second.history == []  # already at the state's step: nothing to do
+    loaded = {k: v.half() for k, v in second.G.state_dict().items() if v.is_floating_point()}
+    assert all(torch.equal(loaded[k], v) for k, v in saved["G"].items() if v.is_floating_point())
+    longer = train(dataclasses.replace(cfg, out=str(tmp_path / "third"), steps=5), sample)
+    assert longer.step == 5 and [r["step"] for r in longer.history] == [4, 5]
+
+
+def test_a_class_head_may_be_added_to_a_state_without_one(tmp_path, sample):
+    from cgan_course.train import save_train_state
+
+    plain = train(tiny_cfg(tmp_path, steps=2, out=str(tmp_path / "plain")), sample)
+    path = save_train_state(plain.out / "checkpoint.pt", tmp_path / "state.pt")
+    headed = dataclasses.replace(TINY, class_head=True)
+    res = train(tiny_cfg(tmp_path, steps=4, out=str(tmp_path / "ac"), model=headed, ac_weight=1.0, init_from=str(path),
+                         log_every=1), sample)
+    assert res.step == 4 and [r["step"] for r in res.history] == [3, 4]
+    other = dataclasses.replace(TINY, g_width=TINY.g_width * 2)
+    with pytest.raises(CheckpointError, match="was trained with a different model"):
+        train(tiny_cfg(tmp_path, out=str(tmp_path / "wide"), model=other, init_from=str(path)), sample)
+    with pytest.raises(CheckpointError, match=r"is not a compact training state \(train_state.pt\)"):
+        train(tiny_cfg(tmp_path, out=str(tmp_path / "bad"), init_from=str(plain.out / "checkpoint.pt")), sample)
