@@ -30,13 +30,13 @@ from _common import emit, hardware, table  # noqa: E402
 from cgan_course import metrics  # noqa: E402
 from cgan_course.checkpoints import load_checkpoint, with_legacy_fields  # noqa: E402
 from cgan_course.data import load_cifar10  # noqa: E402
-from cgan_course.models import ModelConfig  # noqa: E402
+from cgan_course.recipes import recipe  # noqa: E402
 from cgan_course.train import TrainConfig, load_generator_from_checkpoint, train  # noqa: E402
 from cgan_course.sampling import recalibrate_batchnorm  # noqa: E402
 
-BASE = TrainConfig(model=ModelConfig(arch="projection", g_width=32, d_width=32, out_cbn=False, g_init="xavier"),
-                   beta1=0.0, beta2=0.9, precision="fp32", batch_size=64, ema_decay=0.999,
-                   fake_labels="uniform", reuse_fakes=False, seed=0)
+# the pretrained recipe as it stood before the bisection (xavier init, no class-conditional last BN)
+BASE = recipe("pretrained", model={"out_cbn": False, "g_init": "xavier"}, precision="fp32", fake_labels="uniform",
+              reuse_fakes=False, seed=0)
 
 # the fields that decide the training math; a --score-only checkpoint must match them
 RECIPE_FIELDS = ("batch_size", "d_steps", "lr_g", "lr_d", "beta1", "beta2", "loss", "ema_decay", "ema_start",

@@ -36,9 +36,10 @@ from _common import REPO_ROOT, emit, hardware, table  # noqa: E402
 
 from cgan_course import metrics  # noqa: E402
 from cgan_course.data import ENV_VAR, DatasetError, load_cifar10, resolve_source  # noqa: E402
-from cgan_course.models import ModelConfig, build_generator  # noqa: E402
+from cgan_course.models import build_generator  # noqa: E402
 from cgan_course.sampling import sample_grid, save_image_grid  # noqa: E402
 from cgan_course.checkpoints import load_checkpoint, model_config_from, save_checkpoint  # noqa: E402
+from cgan_course.recipes import recipe as course_recipe  # noqa: E402
 from cgan_course.train import TrainConfig, train  # noqa: E402
 
 FAMILIES = ("classic", "projection", "projection_ac")
@@ -46,23 +47,21 @@ RECIPE_FIELDS = ("model", "loss", "batch_size", "lr_g", "lr_d", "beta1", "beta2"
                  "ac_weight")
 
 
-AC_WEIGHT = 3.0  # chosen by 5-minute trials on machine B (README: "Notebook 04's classroom run")
-
-
 def recipe(family: str) -> TrainConfig:
-    """The recipe compared for each family: batch 64, EMA 0.999, each family's own loss and Adam betas.
+    """The recipe compared for each family, from ``cgan_course.recipes``: batch 64, EMA 0.999, each
+    family's own loss and Adam betas.
 
-    classic: the DCGAN-style CGAN (BCE, Adam (2e-4, 0.5, 0.999)); projection: notebook 04's and the
+    classic: the DCGAN-style CGAN (BCE, Adam (2e-4, 0.5, 0.999)) at width 64; projection: the
     pretrained generator's recipe (hinge, width 32, Adam (2e-4, 0.0, 0.9) as in SNGAN);
-    projection_ac: the same with AC-GAN's class head on D (``AC_WEIGHT``), notebook 04's classroom run.
+    projection_ac: notebook 04's classroom recipe, the same with AC-GAN's class head on D (weight 3,
+    chosen by 5-minute trials on machine B: README, "Notebook 04's classroom run").
     """
     if family == "classic":
-        return TrainConfig(model=ModelConfig(arch="classic", g_width=64, d_width=64), loss="bce",
-                           beta1=0.5, beta2=0.999, batch_size=64, ema_decay=0.999)
-    if family in ("projection", "projection_ac"):
-        ac = family == "projection_ac"
-        return TrainConfig(model=ModelConfig(arch="projection", g_width=32, d_width=32, class_head=ac), loss="hinge",
-                           beta1=0.0, beta2=0.9, batch_size=64, ema_decay=0.999, ac_weight=AC_WEIGHT if ac else 0.0)
+        return course_recipe("classic", model={"g_width": 64, "d_width": 64})
+    if family == "projection":
+        return course_recipe("pretrained")
+    if family == "projection_ac":
+        return course_recipe("classroom")
     raise SystemExit(f"error: unknown family {family!r}; choose from {', '.join(FAMILIES)}")
 
 

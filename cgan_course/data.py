@@ -395,6 +395,13 @@ def _decode_folder(base: Path, listing: dict[str, list[os.DirEntry]], image_size
     return np.stack(images), np.asarray(labels, dtype=np.int64), classes
 
 
+def _check_member_size(archive: Path, member: tarfile.TarInfo) -> None:
+    """Before a member is read into memory: a 312 KB .tar.gz can hold a 300 MB 'image'."""
+    if member.size > MAX_MEMBER_BYTES:
+        raise DatasetError(f"{archive}: the member {member.name!r} is {member.size:,} bytes, over "
+                           f"MAX_MEMBER_BYTES={MAX_MEMBER_BYTES:,} for one image; remove it or shrink it")
+
+
 def _decode_tarball(path: Path, split: str, image_size: int):
     per_class: dict[str, list[tuple[str, bytes]]] = {}
     try:
@@ -406,6 +413,7 @@ def _decode_tarball(path: Path, split: str, image_size: int):
                     continue
                 # accept <split>/<class>/f and <top>/<split>/<class>/f
                 if len(parts) >= 3 and parts[-3] == split:
+                    _check_member_size(path, member)
                     per_class.setdefault(parts[-2], []).append((member.name, tar.extractfile(member).read()))
     except (tarfile.TarError, EOFError, OSError) as err:
         raise DatasetError(f"{path}: cannot read the archive ({err}). Check the download "
@@ -566,7 +574,7 @@ class ClassFolderData:
 
     images: torch.Tensor  # uint8 [N, 3, S, S]
     labels: torch.Tensor  # int64 [N], indices into classes
-    classes: list[str]  # the class folder names, sorted: the label order
+    classes: list[str]  # the class folder names in label order (sorted; numerically when all are numbers)
     files: list[str]  # each image's path relative to root, e.g. "paper/001.jpg" or "train/paper/001.jpg"
     skipped: list[str]  # root-relative paths of the unreadable files left out (skip_unreadable=True)
     split_file: Path | None  # the JSON record of a test split drawn here (None: a test/ folder, or cache=False)
@@ -584,7 +592,8 @@ def load_class_folders(root: str | os.PathLike, split: str = "train", image_size
     ``root`` is a folder or a ``.tar.gz`` holding ``<class>/<image>`` folders, or
     ``train/<class>/<image>`` (and optionally ``test/<class>/<image>``), possibly inside one top
     folder. There must be at least 2 classes; their names are any folder names, and Python's sorted
-    order (case-sensitive, as torchvision's ``ImageFolder``) is the label order. Files ending in
+    order (case-sensitive, as torchvision's ``ImageFolder``) is the label order, except that folders all
+    named by numbers (0, 1, ..., 11) are ordered as numbers. Files ending in
     .png .jpg .jpeg .bmp .gif .tif .tiff .webp are read; hidden files and subfolders of a class
     folder are not.
 
@@ -679,9 +688,7 @@ class _Tree:
                     raise DatasetError(f"{self.root}: the members {seen[rel]!r} and {member.name!r} are the same "
                                        f"file {rel} once normalised; rebuild the archive with one of them")
                 seen[rel] = member.name
-                if member.size > MAX_MEMBER_BYTES:
-                    raise DatasetError(f"{self.root}: the member {member.name!r} is {member.size:,} bytes, over "
-                                       f"MAX_MEMBER_BYTES={MAX_MEMBER_BYTES:,} for one image; remove it or shrink it")
+                _check_member_size(self.root, member)
             n_dirs = len(parts) - 1 if member.isfile() else len(parts) if member.isdir() else 0
             for depth in range(n_dirs):  # every folder on the path lists the next one
                 index.setdefault(PurePosixPath(*parts[:depth]), (set(), []))[0].add(parts[depth])
@@ -771,6 +778,10 @@ class _Plan:
     made_split: bool  # no test/ folder: the test split is drawn here
 
 
+class _NoClassFolders(DatasetError):
+    """The tree holds no class folders at all (every other problem with the folders is reported as is)."""
+
+
 def _find_classes(root: Path) -> tuple[_Tree, PurePosixPath, dict[str, list[str]], dict[str, list[str]] | None]:
     """Locate the class folders: ``(tree, base, {class: files} of base, {class: files} of test/ or None)``.
 
@@ -792,7 +803,7 @@ def _find_classes(root: Path) -> tuple[_Tree, PurePosixPath, dict[str, list[str]
                            "folder inside train/ (and test/), or move the extra folders out")
     classes = _class_order(tree.subdirs(base))
     if not classes:
-        raise DatasetError(f"{tree.display(str(base))} holds no class folders. Put each class's images in a "
+        raise _NoClassFolders(f"{tree.display(str(base))} holds no class folders. Put each class's images in a "
                            "folder named after the class (<class>/*.jpg|png), or use train/<class>/ and test/<class>/.")
     return tree, base, {cls: tree.images(base / cls) for cls in classes}, test
 
@@ -800,7 +811,7 @@ def _find_classes(root: Path) -> tuple[_Tree, PurePosixPath, dict[str, list[str]
 def _class_order(names: list[str]) -> list[str]:
     """Label order: numeric when every class name is a number (folders 0..11 give labels 0..11,
     not 0, 1, 10, 11, 2...), else sorted by name."""
-    if names and all(n.isdigit() for n in names):
+    if names and all(n.isascii() and n.isdecimal() for n in names):
         return sorted(names, key=lambda n: (int(n), n))
     return sorted(names)
 
@@ -1187,7 +1198,7 @@ def _is_own_dataset(root: Path) -> bool:
         return False
     try:
         _, _, train, test = _find_classes(root)
-    except DatasetError:
+    except _NoClassFolders:
         return False  # no class folders at all: the CIFAR-10 path says everything it tried
     return test is None or tuple(train) != CLASSES
 

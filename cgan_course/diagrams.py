@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 
+from .recipes import PRETRAINED_MODEL
 from .models import (ClassicDiscriminator, ClassicGenerator, DCGANUpBlock, ModelConfig, ProjectionDiscriminator,
                      ProjectionGenerator, build_discriminator, build_generator, forward_with_hooks)
 
@@ -136,7 +137,7 @@ def architecture_figure(cfg: ModelConfig | None = None, fontsize: float = 11):
     discriminator and the projection discriminator, all at ``cfg``'s sizes. Returns the figure."""
     import matplotlib.pyplot as plt
 
-    cfg = cfg or ModelConfig(g_width=32, d_width=32)
+    cfg = cfg or PRETRAINED_MODEL
     panels = [(generator_stages(replace(cfg, arch="projection")), "G: conditional BatchNorm"),
               (discriminator_stages(replace(cfg, arch="classic", backbone="dcgan")), "classic D: y as input channels"),
               (discriminator_stages(replace(cfg, arch="projection")), "projection D: y in the last layer")]

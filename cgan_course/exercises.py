@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from . import data, losses, metrics, models, serve, toy
+from . import data, losses, metrics, models, toy
 from .classifier import accuracy
 from .errors import CourseError
 from .sampling import generate, sample_grid, sample_latents, to_image_grid
@@ -980,6 +980,8 @@ def check_judge_ceiling(score, judge: nn.Module, images: torch.Tensor, labels: t
 def check_client(ask: Callable[[str, str, int], bytes], checkpoint: str | Path) -> None:
     """``ask(url, class_name, seed)``: PNG bytes of a 4-sample grid, an exception for a 4xx answer."""
     fb = Feedback("07.3")
+    from . import serve  # here, not at the top: the other chapters' checks need no FastAPI
+
     with serve.ServerProcess(generator=checkpoint) as server:
         name = serve.call(server.url + "/classes").json()["classes"][0]
         expected = serve.call(server.url + "/generate", {"class": name, "n": 4, "seed": 3}).body

@@ -39,11 +39,11 @@ import torch.nn as nn
 from scipy import linalg
 
 from .errors import CourseError, MissingFile
-from .data import (CACHE_ENV_VAR, CLASSES, ENV_VAR, REPO_ROOT, SAMPLE_ROOT, describe_source, load_cifar10, resolve_source,
+from .data import (CACHE_ENV_VAR, ENV_VAR, REPO_ROOT, SAMPLE_ROOT, describe_source, load_cifar10, resolve_source,
                    to_unit_range)
 from .checkpoints import sha256
 from .classifier import CLASSIFIER_FILE, load_classifier, probabilities
-from .sampling import generate, interpolate_classes, sample_latents
+from .sampling import class_index, generate, interpolate_classes, sample_latents
 
 INCEPTION_ENV_VAR = "CGAN_COURSE_INCEPTION_WEIGHTS"
 INCEPTION_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -768,9 +768,10 @@ def _check_judge(G: nn.Module, features: ClassifierFeatures) -> None:
                           "trained on the generator's own classes (python -m cgan_course.classifier train on its data, "
                           "then ClassifierFeatures(model))")
     names_g, names_j = getattr(G, "classes", None), getattr(judge, "classes", None)
-    if names_g and names_j and list(names_g) != list(names_j):
-        raise CourseError(f"the generator's classes {list(names_g)[:5]}... are not the classifier's "
-                          f"{list(names_j)[:5]}...: use a classifier trained on the same class folders")
+    placeholder = [f"class {i}" for i in range(k_j)]  # a classifier or generator never told its class names
+    if names_g and names_j and placeholder not in (list(names_g), list(names_j)) and list(names_g) != list(names_j):
+        raise CourseError(f"the generator's classes {list(names_g)[:5]} are not the classifier's "
+                          f"{list(names_j)[:5]}: use a classifier trained on the same class folders")
     size, judged = getattr(G, "image_size", None), features.image_size
     if size and judged and size != judged:
         raise CourseError(f"the generator draws {size} px images but the classifier judges {judged} px ones: "
@@ -834,17 +835,6 @@ CONTROL_PAIRS = (("airplane", "frog"), ("horse", "ship"), ("cat", "dog"), ("truc
                  ("automobile", "cat"), ("frog", "airplane"), ("dog", "truck"))
 
 
-def _class_of(G: nn.Module, name: str | int) -> int:
-    names = list(getattr(G, "classes", None) or CLASSES)
-    if isinstance(name, str):
-        if name not in names:
-            raise CourseError(f"unknown class {name!r}; the generator's classes are {names}")
-        return names.index(name)
-    if not 0 <= int(name) < (G.num_classes or 0):
-        raise CourseError(f"class index {name} out of range for a generator of {G.num_classes} classes")
-    return int(name)
-
-
 def _mean_ci(x: torch.Tensor) -> tuple[float, float]:
     """Mean and the half-width of a normal 95% interval over the first dimension."""
     return x.mean().item(), 1.96 * x.std().item() / max(1, x.numel()) ** 0.5
@@ -867,15 +857,14 @@ def class_control(G: nn.Module, classifier: ClassifierFeatures, pairs=CONTROL_PA
         raise CourseError(f"num_latents must be >= 2 (an interval needs two), got {num_latents}")
     if getattr(classifier, "name", None) != "classifier":
         raise CourseError("class control is judged by a classifier with logits: pass metrics.ClassifierFeatures()")
-    if isinstance(G, nn.Module):
-        _check_judge(G, classifier)
+    _check_judge(G, classifier)
     z = sample_latents(num_latents, G.z_dim, seed)  # (n, z_dim), shared by every class of every pair
     was_training = G.training
     G.eval()
     try:
         out = {}
         for a_name, b_name in pairs:
-            a, b = _class_of(G, a_name), _class_of(G, b_name)
+            a, b = class_index(G, a_name), class_index(G, b_name)
             p_a, p_b = (classifier.probabilities(generate(G, z, torch.full((num_latents,), c)))[:, b] for c in (a, b))
             (m_a, ci_a), (m_b, ci_b) = _mean_ci(p_a), _mean_ci(p_b)
             out[f"{a_name} -> {b_name}"] = {"p_b_given_a": round(m_a, 4), "p_b_given_a_ci95": round(ci_a, 4),
@@ -907,13 +896,12 @@ def class_recall(G: nn.Module, classifier: ClassifierFeatures, real_images: torc
     it catches "easy to classify but all alike" (a generator that ignores z draws one picture
     per class, its manifold has radius 0, and its recall is 0). Precision is the share of samples
     inside the real images' manifold (realism). Returns ``{"recall", "precision", "per_class_recall",
-    "per_class_precision", "k", "per_class", "real_per_class"}``."""
+    "per_class_precision", "k", "per_class", "real_images"}``."""
     if not 2 <= k < per_class:
         raise CourseError(f"k must be in [2, per_class), got k={k}, per_class={per_class}")
     if real_images.shape[0] != real_labels.shape[0]:
         raise CourseError(f"real_images and real_labels differ in length: {real_images.shape[0]} vs {real_labels.shape[0]}")
-    if isinstance(G, nn.Module):
-        _check_judge(G, classifier)
+    _check_judge(G, classifier)
     real_feats = classifier.features_and_logits(real_images)[0]  # (N, d)
     z = sample_latents(per_class, G.z_dim, seed)
     recall, precision = [], []
@@ -931,12 +919,14 @@ def class_recall(G: nn.Module, classifier: ClassifierFeatures, real_images: torc
         G.train(was_training)
     return {"recall": round(float(np.mean(recall)), 4), "precision": round(float(np.mean(precision)), 4),
             "per_class_recall": [round(r, 4) for r in recall], "per_class_precision": [round(p, 4) for p in precision],
-            "k": k, "per_class": per_class, "real_per_class": int(real_feats.shape[0] // max(1, G.num_classes))}
+            "k": k, "per_class": per_class, "real_images": int(real_feats.shape[0])}
 
 
 def evaluate_generator(G: nn.Module, reference: FeatureStats, extractor: FeatureExtractor,
                        num_samples: int = 10_000, seed: int = 0, truncation: float | None = None) -> dict[str, Score]:
     """FD, intra-class FD, IS and (with the classifier) label fidelity from one pass over the samples."""
+    if isinstance(extractor, ClassifierFeatures):
+        _check_judge(G, extractor)
     stats = generator_stats(G, extractor, num_samples, seed=seed, truncation=truncation)
     scores = {"fd": fid(stats, reference)}
     if reference.class_mean is not None and stats.class_mean is not None:

@@ -83,9 +83,3 @@ def load_generator(device: str | torch.device = "cpu", path: str | Path | None =
     load_state_strict(G, {k: v.float() for k, v in weights.items()}, "generator", path)
     G.classes = class_names_from(state, cfg.num_classes, path) or None  # None: unconditional
     return G.to(device).eval()
-
-
-if __name__ == "__main__":  # `python -m cgan_course.pretrained export ...` (README) is release's command line
-    from cgan_course.release import main
-
-    main()

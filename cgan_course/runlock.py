@@ -9,9 +9,11 @@ one; the file's text (pid, host, start time) only names the holder in the error.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import time
+import warnings
 from pathlib import Path
 from typing import Iterator
 
@@ -24,21 +26,29 @@ class RunFolderBusy(CourseError):
     """Another live process holds the run folder."""
 
 
-def _try_lock(fd: int) -> bool:
+LOCK_OFFSET = 2**20  # Windows locks bytes, and mandatorily: lock one far past the holder's text
+
+
+def _try_lock(fd: int) -> bool | None:
+    """True: locked; False: another process holds it; None: this filesystem cannot lock (some
+    network and FUSE mounts), so the run goes on unlocked, with a warning."""
     try:
         import fcntl
     except ImportError:  # Windows
         import msvcrt
+        os.lseek(fd, LOCK_OFFSET, os.SEEK_SET)
         try:
             msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
             return True
         except OSError:
             return False
+        finally:
+            os.lseek(fd, 0, os.SEEK_SET)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
-    except OSError:
-        return False
+    except OSError as err:
+        return False if err.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES) else None
 
 
 @contextlib.contextmanager
@@ -57,11 +67,14 @@ def run_folder_lock(out: str | Path) -> Iterator[str | None]:
     try:
         previous = os.read(fd, 4096).decode(errors="replace").strip()  # empty unless a holder died
         locked = _try_lock(fd)
-        if not locked:
+        if locked is None:
+            warnings.warn(f"{path}: this filesystem does not support file locks, so nothing stops a second run from "
+                          "writing into the same folder", RuntimeWarning, stacklevel=3)
+        elif not locked:
             holder = previous or "another process"
             raise RunFolderBusy(f"{out} is in use by another training run ({holder}); wait for it to finish, stop "
                                 "it (Ctrl-C checkpoints it), or pass another --out")
-        os.ftruncate(fd, 0)
+        os.ftruncate(fd, 0)  # (the Windows lock byte lies beyond the end: locking needs no data there)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}"
                      .encode())

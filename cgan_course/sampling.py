@@ -4,14 +4,18 @@ Works with any ``G(z, y)`` that exposes ``z_dim`` and ``num_classes``.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from pathlib import Path
+from typing import Iterator
 
 import torch
 import torch.nn as nn
 
+from .data import CLASSES
 from .errors import CourseError
-from .validate import check_int
+from .validate import MAX_SEED, check_int
 
 RESAMPLE_ROUNDS = 100  # truncation: redraws before the exact fallback (a bound on the time it takes)
 MAX_GRID_SAMPLES = 10_000  # images in one sample_grid call (10k at 32 px are 120 MB as float)
@@ -269,3 +273,81 @@ def recalibrate_batchnorm(G: nn.Module, batches: int = 20, batch_size: int = 256
 def grid_side(n: int) -> int:
     """Images per row for a roughly square grid of ``n`` images."""
     return max(1, math.isqrt(n - 1) + 1) if n > 0 else 1
+
+
+# ----------------------------------------------------------------------------------------------
+# Drawing by class name: what the widgets and the service share
+
+MAX_SAMPLES = 64  # one request or widget redraw; a grid larger than 8x8 stops feeling live on a CPU
+
+
+def class_names(G: nn.Module) -> list[str]:
+    """The class names of ``G``: ``G.classes`` if it has them, else CIFAR-10's (10 classes) or
+    "class 0", "class 1", ... Refuses duplicate or empty names (a request by name would be ambiguous)."""
+    k = int(getattr(G, "num_classes", 0) or 0)
+    if k == 0:
+        raise CourseError("this generator is unconditional (num_classes=0); the class sampler needs G(z, y) "
+                         "with y a class index. Build it with ModelConfig(num_classes=10).")
+    names = list(getattr(G, "classes", None) or (CLASSES if k == len(CLASSES) else [f"class {i}" for i in range(k)]))
+    if len(names) != k:
+        raise CourseError(f"G.classes has {len(names)} names but G.num_classes is {k}")
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != k:
+        dupes = sorted({n for n in names if names.count(n) > 1}, key=str)
+        raise CourseError(f"G.classes must be {k} different non-empty names, got {names[:12]}"
+                          + (f" (repeated: {dupes})" if dupes else "") + ": re-export the generator with its classes")
+    return names
+
+
+def class_index(G: nn.Module, class_name: str | int) -> int:
+    """Index of ``class_name`` in ``class_names(G)``; an index (int, np.int64, a 0-d integer
+    tensor) is checked and returned as an int."""
+    names = class_names(G)
+    if isinstance(class_name, str):
+        if class_name not in names:
+            raise CourseError(f"unknown class {class_name!r}; choose one of {names}")
+        return names.index(class_name)
+    index = check_int("class index", class_name, 0, len(names) - 1, fix="pass a class name or its index")
+    if str(index) in names and names.index(str(index)) != index:  # folders 0..11 sorted as strings: "10" is 2
+        raise CourseError(f"class index {index} is ambiguous: class {index} is named {names[index]!r} while class "
+                          f"{names.index(str(index))} is named {str(index)!r}; ask by name (\"{names[index]}\")")
+    return index
+
+
+@contextlib.contextmanager
+def eval_mode(G: nn.Module) -> Iterator[nn.Module]:
+    """Run ``G`` in eval mode and restore its mode afterwards. In train mode BatchNorm would use
+    the statistics of the displayed batch (the picture would change with ``n``) and would
+    overwrite its running statistics on every redraw."""
+    was_training = G.training
+    G.eval()
+    try:
+        yield G
+    finally:
+        G.train(was_training)
+
+
+def png_bytes(grid: torch.Tensor, scale: int = 2) -> bytes:
+    """uint8 picture [3, H, W] -> PNG bytes, enlarged ``scale`` times (nearest: 32 px images are
+    tiny on screen, and smoothing would invent detail)."""
+    from PIL import Image
+
+    if grid.dtype != torch.uint8 or grid.ndim != 3 or grid.shape[0] != 3:
+        raise CourseError(f"grid must be uint8 [3, H, W], got {grid.dtype} {list(grid.shape)}")
+    scale = check_int("scale", scale, 1, 16)  # 16: an 8x8 grid of 32 px samples is then 4,000 px wide
+    im = Image.fromarray(grid.permute(1, 2, 0).contiguous().numpy())  # (3, H, W) -> (H, W, 3)
+    if scale != 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=1)  # fast; these pictures are small anyway
+    return buf.getvalue()
+
+
+def sample_images(G: nn.Module, class_name: str | int, seed: int = 0, n: int = 16,
+                  truncation: float | None = None) -> torch.Tensor:
+    """``n`` samples of one class: images [n, 3, S, S] in [-1, 1]. The same (seed, n, truncation)
+    gives the same latents for every class, so switching class keeps the "pose" of each sample."""
+    n, seed = check_int("n", n, 1, MAX_SAMPLES), check_int("seed", seed, 0, MAX_SEED)
+    y = torch.full((n,), class_index(G, class_name), dtype=torch.int64)  # (n,)
+    z = sample_latents(n, G.z_dim, seed, truncation)  # (n, z_dim)
+    with eval_mode(G):
+        return generate(G, z, y)

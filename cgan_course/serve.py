@@ -50,10 +50,9 @@ from starlette.requests import ClientDisconnect
 from .checkpoints import load_checkpoint
 from .errors import CourseError, run_cli
 from .pretrained import load_generator
-from .sampling import grid_side, to_image_grid
+from .sampling import MAX_SAMPLES, class_index, class_names, grid_side, png_bytes, sample_images, to_image_grid
 from .train import load_generator_from_checkpoint
 from .validate import MAX_SEED, check_int
-from .widgets import MAX_SAMPLES, class_index, class_names, png_bytes, sample_images
 
 MAX_BODY_BYTES = 4096  # a valid request is under 200 bytes
 HEADER_TIMEOUT_S = 10.0  # a connection that has not sent its request headers by then is closed
@@ -166,9 +165,18 @@ def _is_json(request: Request) -> bool:
     return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
-def create_app(service: GeneratorService) -> FastAPI:
-    """The FastAPI app around one loaded generator."""
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
+def create_app(service: GeneratorService, allowed_hosts: list[str] | None = None) -> FastAPI:
+    """The FastAPI app around one loaded generator. ``allowed_hosts``: the Host headers it answers
+    (the CLI passes ``LOOPBACK_HOSTS`` when bound to this machine only, so a page on another site
+    cannot reach it through a DNS name rebound to 127.0.0.1); None answers any."""
     app = FastAPI(title="cgan_course generator", docs_url="/docs", redoc_url=None)
+    if allowed_hosts is not None:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -186,7 +194,7 @@ def create_app(service: GeneratorService) -> FastAPI:
             body = await _read_body(request)
         except _TooLarge:
             return _error(413, f"request body over {MAX_BODY_BYTES} bytes: send only class, n, seed, truncation")
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):  # the same class from Python 3.11 on
             return _error(408, f"the request body did not arrive within {BODY_TIMEOUT_S:.0f} s")
         except ClientDisconnect:  # the client went away mid-body: nobody to answer, nothing to log
             return Response(status_code=400)
@@ -247,18 +255,32 @@ def check_host(host: str) -> str:
     return host
 
 
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _http_protocol():
     """uvicorn's h11 protocol with a deadline for the request headers: uvicorn has none, so a
     client that opens connections and never finishes its headers would hold them forever."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    import h11
 
     class TimedH11Protocol(H11Protocol):
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
             self.loop.call_later(HEADER_TIMEOUT_S, self._close_if_no_request)
 
+        def on_response_complete(self) -> None:
+            super().on_response_complete()  # the next request's headers get the same deadline
+            self.loop.call_later(HEADER_TIMEOUT_S, self._close_if_no_request)
+
         def _close_if_no_request(self) -> None:
-            if self.cycle is None and not self.transport.is_closing():
+            # IDLE: no complete request line and headers since the connection opened or the last response
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
                 self.transport.close()
 
     return TimedH11Protocol
@@ -287,7 +309,9 @@ def main(argv: list[str] | None = None) -> None:
                                not args.no_inference_mode)
         service = GeneratorService(load_service_generator(args.generator), options)
         print(f"serving {len(service.classes)} classes on http://{args.host}:{args.port}/", flush=True)
-        uvicorn.run(create_app(service), host=args.host, port=args.port, log_level="warning",
+        loopback = args.host == "localhost" or _is_loopback(args.host)
+        app = create_app(service, LOOPBACK_HOSTS if loopback else None)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
                     http=_http_protocol(), timeout_keep_alive=5)
 
     run_cli(body, parser.prog)

@@ -37,120 +37,20 @@ from tqdm.auto import tqdm
 
 from .checkpoints import (CheckpointError, check_model_config, load_checkpoint, load_state_strict,
                           model_config_from, require_keys, save_checkpoint, with_legacy_fields)
+from .config import MAX_STEPS, RESUME_MAY_CHANGE, TrainConfig, resolved_loss  # noqa: F401 (re-exported)
 from .data import CLASSES, DatasetError, DeviceBatches, describe_source, load_cifar10, load_class_folders, resolve_source
 from .diffaugment import diff_augment
 from .errors import CourseError, run_cli
 from .losses import LOSSES
 from .models import ModelConfig, build_discriminator, build_generator
 from .runlock import run_folder_lock
-from .runtime import (PRECISIONS, autocast, autocast_dtype, pick_device, precision_name, tf32, uses_channels_last,
+from .runtime import (autocast, autocast_dtype, pick_device, precision_name, tf32, uses_channels_last,
                       uses_grad_scaler)
-from .sampling import recalibrate_batchnorm, sample_grid, save_image_grid
-from .validate import MAX_SEED, check_fields, config_field, shown
+from .recipes import RECIPES
+from .sampling import MAX_GRID_SAMPLES, recalibrate_batchnorm, sample_grid, save_image_grid
+from .validate import shown
 
 CHECKPOINT_FORMAT = 1  # bumped when a checkpoint's layout changes; a newer file is refused by name
-MAX_STEPS = 10**9  # bounds of the step counters and the batch: far beyond any run, far below an overflow
-MAX_BATCH = 4096
-
-
-@dataclass
-class TrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    # data
-    data_source: str = config_field("auto", "CIFAR-10: auto | torchvision | folder | sample; any class folders "
-                                            "(your own data, resized to --image-size): folders",
-                                    choices=("auto", "torchvision", "folder", "sample", "folders"))
-    data_root: str | None = config_field(None, "folder or .tar.gz; None: the repository's data/ (or $CGAN_COURSE_CIFAR10)",
-                                         nonempty=True)
-    test_fraction: float = config_field(0.1, "folders without a test/ split: the share of each class held out",
-                                        lo=0, hi=1, hi_open=True)
-    skip_unreadable: bool = config_field(False, "folders: leave out files that cannot be decoded (counted) "
-                                                "instead of stopping with their list")
-    hflip: bool = config_field(True, "random horizontal flips of the real images")
-    # optimisation
-    steps: int = config_field(2000, "generator updates", lo=1, hi=MAX_STEPS)
-    batch_size: int = config_field(64, "images per batch", lo=1, hi=MAX_BATCH)
-    d_steps: int = config_field(1, "discriminator updates per generator update", lo=1, hi=100)
-    lr_g: float = config_field(2e-4, "generator learning rate (Adam)", lo=0, lo_open=True, hi=1)
-    lr_d: float = config_field(2e-4, "discriminator learning rate (Adam)", lo=0, lo_open=True, hi=1)
-    beta1: float = config_field(0.0, "Adam beta1: 0.0 for hinge/SN models (SNGAN, BigGAN), 0.5 for DCGAN", lo=0, hi=1, hi_open=True)
-    beta2: float = config_field(0.999, "Adam beta2", lo=0, hi=1, hi_open=True)
-    loss: str = config_field("auto", "bce | hinge; auto: bce for classic, hinge for projection", choices=("auto", *LOSSES))
-    ema_decay: float = config_field(0.999, "EMA of G's weights, used for sampling; 0 turns it off", lo=0, hi=1,
-                                    hi_open=True)
-    ema_start: int = config_field(0, "step at which averaging starts (before it the EMA copies G)", lo=0, hi=MAX_STEPS)
-    fake_labels: str = config_field("uniform", "labels of the D step's fakes: 'uniform' random or 'real' (the real batch's)",
-                                    choices=("uniform", "real"))
-    reuse_fakes: bool = config_field(False, "the G step reuses the last D step's z and labels instead of drawing new ones")
-    diffaug: str = config_field("", "DiffAugment ops, e.g. 'color,translation,cutout'; '' = off")
-    ac_weight: float = config_field(0.0, "AC-GAN: weight of the class head's cross-entropy (D names the class of real "
-                                         "images, G makes D's head name the requested one); needs --class-head",
-                                  lo=0, hi=100)
-    # run
-    seed: int = config_field(0, "seed of the initial weights, the noise and the data order", lo=0, hi=MAX_SEED)
-    device: str = config_field("auto", "auto | cpu | cuda | cuda:1 | mps", nonempty=True)
-    precision: str = config_field("auto", "auto | fp32 | bf16 | fp16 (auto: bf16 where the GPU or CPU computes it "
-                                  "natively, fp16 with loss scaling on other GPUs, fp32 on other CPUs and MPS)",
-                                  choices=PRECISIONS)
-    tf32: bool = config_field(False, "let CUDA run fp32 matmuls and convolutions as TF32 (faster on Ampere and newer, "
-                             "10-bit mantissa); off so that --precision fp32 means fp32")
-    channels_last: str = config_field("auto", "auto | on | off (auto: on for CUDA and CPU, off for MPS)",
-                                      choices=("auto", "on", "off"))
-    compile: bool = config_field(False, "torch.compile G and D (CUDA; slow to start)")
-    threads: int = config_field(0, "CPU threads for torch; 0 = all cores", lo=0, hi=1024)
-    max_minutes: float = config_field(0.0, "stop (and checkpoint) after this wall time; 0 = no limit", lo=0, hi=1e6)
-    out: str = config_field("runs/cgan", "run folder: checkpoint.pt, log.csv, samples/", nonempty=True)
-    log_every: int = config_field(50, "steps per row of log.csv (and at the last step); 0 = no log", lo=0, hi=MAX_STEPS)
-    sample_every: int = config_field(500, "steps per sample grid in samples/ (and at the end); 0 = no grids", lo=0,
-                                     hi=MAX_STEPS)
-    ckpt_every: int = config_field(500, "steps per checkpoint; 0 = only at the end (and on Ctrl-C or --max-minutes)",
-                                   lo=0, hi=MAX_STEPS)
-    progress: bool = config_field(True, "tqdm progress bar")
-    resume: bool = config_field(False, "continue from <out>/checkpoint.pt (starts afresh if there is none)")
-    overwrite: bool = config_field(False, "start over in an --out that holds a run: deletes its checkpoint, log and samples")
-    init_from: str | None = config_field(None, "start a new run from a compact training state (e.g. "
-                                         "data/pretrained/train_state.pt): G, D and EMA weights and the step count; "
-                                         "fresh optimisers and data order. A D class head it lacks starts fresh. "
-                                         "Read when the run starts; --resume continues from the run's checkpoint",
-                                         nonempty=True)
-
-    def __post_init__(self):
-        if isinstance(self.model, dict):
-            self.model = ModelConfig(**self.model)
-        if not isinstance(self.model, ModelConfig):
-            raise CourseError(f"model must be a ModelConfig or a dict of its fields, got {type(self.model).__name__}")
-        check_fields(self)  # types and ranges, declared on the fields above
-        if (self.ac_weight > 0) != self.model.class_head:
-            raise CourseError("ac_weight > 0 and model.class_head=True go together (the class head is trained only "
-                              f"by that loss); got ac_weight {self.ac_weight}, class_head {self.model.class_head}")
-        if self.resume and self.overwrite:
-            raise CourseError("pass --resume (continue the run in --out) or --overwrite (start it over), not both")
-        diff_augment(torch.zeros(1, 3, 8, 8), self.diffaug)  # fails early on an unknown op
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-# Fields a resume may change: how long the run goes, where it writes, and how it computes (device,
-# number formats, kernels), never what it computes. Every other field (the model, the data and its
-# order, the optimiser, the losses, the seed) must match the checkpoint, or the resumed run would
-# silently differ from the one its checkpoint and config describe.
-RESUME_MAY_CHANGE = frozenset({
-    "steps", "max_minutes", "out", "resume", "overwrite", "log_every", "sample_every", "ckpt_every", "progress",
-    "data_root",  # the same data may sit elsewhere on another machine; data_source must match
-    "init_from",  # read only when a run starts; a resume continues from its own checkpoint
-    "device", "threads", "precision", "tf32", "channels_last", "compile",
-})
-
-
-def resolved_loss(cfg: TrainConfig) -> str:
-    """``cfg.loss``, with "auto" read as each family's own loss (kept unresolved in the config so
-    ``dataclasses.replace(cfg, model=...)`` switches the loss with the family)."""
-    if cfg.loss != "auto":
-        return cfg.loss
-    return "bce" if cfg.model.arch == "classic" else "hinge"
-
-
 # ----------------------------------------------------------------------------------------------
 # EMA
 
@@ -407,10 +307,31 @@ def train(cfg: TrainConfig, data: tuple[torch.Tensor, torch.Tensor] | None = Non
     """
     check_run_folder(cfg)
     place = _place(cfg)
-    with run_folder_lock(cfg.out) if place.is_main else contextlib.nullcontext() as stale:
-        if stale:
-            print(f"note: {cfg.out} held the lock of a run that ended without releasing it ({stale}); taking it over")
+    with contextlib.ExitStack() as stack:
+        refused = None
+        if place.is_main:
+            try:
+                stale = stack.enter_context(run_folder_lock(cfg.out))
+            except CourseError as err:
+                refused = err
+            else:
+                if stale:
+                    print(f"note: {cfg.out} held the lock of a run that ended without releasing it ({stale}); "
+                          "taking it over")
+        _all_ranks_agree(place, refused is None, "rank 0 could not take the run folder (its error says why)")
+        if refused is not None:
+            raise refused
         return _train_locked(cfg, place, data, batches, loss)
+
+
+def _all_ranks_agree(place: Placement, ok: bool, why: str) -> None:
+    """Under DDP, a refusal on one rank stops every rank (the others would wait in the first
+    collective until the timeout); a no-op for one process."""
+    if place.world > 1:
+        flag = torch.tensor([float(ok)], device=place.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        if ok and flag.item() < 1:  # another rank refused; the refusing rank raises its own error
+            raise CourseError(why)
 
 
 def _train_locked(cfg: TrainConfig, place: Placement, data, batches, loss) -> TrainResult:
@@ -452,7 +373,8 @@ def _train_locked(cfg: TrainConfig, place: Placement, data, batches, loss) -> Tr
             stop = _stop_reason(ctrl_c.is_set(), log.t_start, cfg, place)
             last = stop is not None or state.step == cfg.steps
             if cfg.sample_every and (state.step % cfg.sample_every == 0 or last) and place.is_main:
-                save_image_grid(sample_grid(state.ema.calibrated(), per_class=10, seed=1234),
+                per_class = max(1, min(10, MAX_GRID_SAMPLES // max(1, cfg.model.num_classes)))  # 1,000+ classes
+                save_image_grid(sample_grid(state.ema.calibrated(), per_class=per_class, seed=1234),
                                 out / "samples" / f"step_{state.step:06d}.png", nrow=10)
             if (cfg.ckpt_every and state.step % cfg.ckpt_every == 0) or last:
                 _save(state, cfg, ckpt_path, place, log.sums, classes, fingerprint)
@@ -691,15 +613,20 @@ def _resume(state: TrainState, cfg: TrainConfig, path: Path, place: Placement, c
     """Load ``path`` into ``state`` and this rank's RNG, after checking it is this run's checkpoint."""
     saved = load_checkpoint(path, "cpu")  # RNG states must stay CPU tensors; load_state_dict moves the rest
     require_keys(saved, TRAINING_KEYS, path, "a training checkpoint of this course")
-    check_training_schema(saved, path)
-    if saved.get("format", 1) > CHECKPOINT_FORMAT:
+    fmt = saved.get("format", 1)
+    if isinstance(fmt, int) and not isinstance(fmt, bool) and fmt > CHECKPOINT_FORMAT:  # before the schema, which may differ
         raise CheckpointError(f"{path} has checkpoint format {saved['format']}, newer than this version of the "
                               f"course reads ({CHECKPOINT_FORMAT}); update the course, or pass another --out")
+    check_training_schema(saved, path)
     check_model_config(saved["config"]["model"], cfg.model, path)
     check_resume_config(saved["config"], cfg, path)
     if classes is not None and saved.get("classes", classes) != classes:
+        reordered = sorted(saved["classes"]) == sorted(classes)
         raise CheckpointError(f"{path} was trained on the classes {saved['classes']}, but the data now has "
-                              f"{classes}: the labels would change meaning. Pass another --out to start a new run.")
+                              f"{classes}: the labels would change meaning. "
+                              + ("(Numeric class folders are now ordered as numbers, 0, 1, 2, ..., 10; this run was "
+                                 "made with string order: continue it with the course version that made it.) "
+                                 if reordered else "") + "Pass another --out to start a new run.")
     if fingerprint is not None and saved.get("data_fingerprint", fingerprint) != fingerprint:
         raise CheckpointError(f"{path} was trained on other images than the data now loaded (its data fingerprint "
                               f"{saved['data_fingerprint']} vs {fingerprint}): resuming would silently change the "
@@ -732,7 +659,7 @@ def check_training_schema(saved: dict, path: str | Path) -> None:
     for key, kind in _SCHEMA.items():
         value = saved.get(key, 1 if key == "format" else None)
         if isinstance(value, bool) or not isinstance(value, kind):
-            raise bad(key, f"a {kind.__name__}")
+            raise bad(key, {int: "an integer", dict: "a dict", list: "a list"}[kind])
     if not 0 <= saved["step"] <= MAX_STEPS:
         raise bad("step", f"in [0, {MAX_STEPS}]")
     if not isinstance(saved["config"].get("model"), dict):
@@ -750,8 +677,8 @@ def data_fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
     """A short hash of the training images and labels: a resume on other data is refused by it
     (the class names alone can match while the images differ). 0.2 s for CIFAR-10's 150 MB."""
     h = hashlib.blake2b(digest_size=8)
-    h.update(images.contiguous().numpy().tobytes())
-    h.update(labels.to(torch.int64).contiguous().numpy().tobytes())
+    h.update(images.detach().cpu().contiguous().numpy())  # the buffer itself, not a copy of it
+    h.update(labels.detach().cpu().to(torch.int64).contiguous().numpy())
     return h.hexdigest()
 
 
@@ -786,6 +713,8 @@ def _resume_log(log_csv: Path, step: int, history: list[dict]) -> None:
         kept = [r for r in rows[1:] if r and int(r[0]) <= step]
         if len(kept) == len(rows) - 1:
             return
+    elif not history:  # a run that logs nothing (--log-every 0) has no log to rebuild
+        return
     else:  # deleted: the checkpoint's history holds every row up to its step
         print(f"note: {log_csv} was missing; rebuilt from the checkpoint's {len(history)} logged rows")
         kept = [[row.get(k, "") for k in LOG_FIELDS] for row in history]
@@ -910,10 +839,18 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
                     "--data-source folders --data-root PATH --num-classes N --image-size 64 (images resized and "
                     "centre-cropped; class names saved with the model). Runs on CPU, CUDA or MPS; under torchrun "
                     "it uses DistributedDataParallel.")
+    parser.add_argument("--recipe", choices=list(RECIPES), default=None,
+                        help="start from one of the course's recipes (cgan_course/recipes.py); the options given "
+                             "beside it change only themselves. Without it, the defaults below")
     model = parser.add_argument_group("model")
     _add_dataclass_args(model, ModelConfig, set())
     _add_dataclass_args(parser, TrainConfig, {"model"})
+    chosen = parser.parse_known_args(argv)[0].recipe
+    if chosen is not None:  # the recipe's values become the defaults, so explicit flags still win
+        base = RECIPES[chosen]
+        parser.set_defaults(**dataclasses.asdict(base.model), **{k: v for k, v in base.to_dict().items() if k != "model"})
     args = vars(parser.parse_args(argv))
+    args.pop("recipe")
     model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
     model_cfg = ModelConfig(**{k: v for k, v in args.items() if k in model_fields})
     return TrainConfig(model=model_cfg, **{k: v for k, v in args.items() if k not in model_fields})

@@ -85,6 +85,8 @@ def check_bool(name: str, value: Any) -> bool:
 
 def check_choice(name: str, value: Any, choices: Iterable[Any], error: type[CourseError] = CourseError) -> Any:
     choices = tuple(choices)
+    if all(type(c) is int for c in choices) and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = int(value)  # np.int64(64) is 64; 64.0 is not
     if isinstance(value, bool) or type(value) not in {type(c) for c in choices} or value not in choices:
         raise fail(name, "one of " + ", ".join(repr(c) for c in choices), value, error=error)
     return value
@@ -130,3 +132,5 @@ def check_fields(obj: Any) -> None:
             check_bool(f.name, value)
         elif kind == "str":
             check_str(f.name, value, nonempty=meta.get("nonempty", False))
+        elif "help" in meta:  # a config_field of a type this layer does not know: a bug, not user input
+            raise TypeError(f"check_fields cannot check {type(obj).__name__}.{f.name} of type {f.type}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cgan_course import exercises
 from cgan_course.data import load_cifar10, resolve_source
-from cgan_course.models import ModelConfig
+from cgan_course.recipes import recipe
 from cgan_course.train import TrainConfig, train
 
 
@@ -33,11 +33,10 @@ def _scratch(prefix: str) -> Path:
 def _config(fast: bool, out: Path) -> TrainConfig:
     """Notebook 04's classroom recipe (AC-GAN's class head on), or a tiny model for a few steps."""
     if fast:
-        return TrainConfig(model=ModelConfig(g_width=8, d_width=8, z_dim=16, class_head=True), ac_weight=3.0,
-                           batch_size=16, steps=4, log_every=1, sample_every=0, progress=False, out=str(out))
-    return TrainConfig(model=ModelConfig(g_width=32, d_width=32, class_head=True), ac_weight=3.0, batch_size=64,
-                       beta2=0.9, steps=100_000, max_minutes=5, log_every=25, sample_every=0, progress=False,
-                       out=str(out))
+        return recipe("classroom", model={"g_width": 8, "d_width": 8, "z_dim": 16}, batch_size=16, steps=4,
+                      log_every=1, sample_every=0, progress=False, out=str(out))
+    return recipe("classroom", steps=100_000, max_minutes=5, log_every=25, sample_every=0, progress=False,
+                  out=str(out))
 
 
 @functools.cache

@@ -57,7 +57,7 @@ def hashes(folder: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_failing_export_leaves_the_committed_generator_alone(tmp_path):
-    """The issue's command, as documented (`python -m cgan_course.pretrained export`): the metrics
+    """The issue's command, as documented (`python -m cgan_course.release export`): the metrics
     step fails on a wrong --data-root. It runs on a copy of the repository, so that a regression
     clobbers the copy's committed files, not these."""
     repo = tmp_path / "repo"
@@ -67,7 +67,7 @@ def test_failing_export_leaves_the_committed_generator_alone(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     ckpt = tiny_checkpoint(run)
-    proc = subprocess.run([sys.executable, "-m", "cgan_course.pretrained", "export", str(ckpt), "--source", "folder",
+    proc = subprocess.run([sys.executable, "-m", "cgan_course.release", "export", str(ckpt), "--source", "folder",
                            "--data-root", "/nonexistent"], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr

@@ -324,8 +324,13 @@ def test_folders_named_by_numbers_cannot_make_a_request_ambiguous(stand_in):
 
     stand_in.classes = ["0", "1", "10", "11", "2", "3", "4", "5", "6", "7"]  # string order of folders 0..11 (some)
     try:
-        with course_error(r"class 2 is named '10', which also reads as the index of class 10"):
+        with course_error(r"class index 2 is ambiguous: class 2 is named '10' while class 4 is named '2'"):
             class_index(stand_in, 2)
+        assert class_index(stand_in, "2") == 4 and class_index(stand_in, 0) == 0  # by name; an index naming itself
+        stand_in.classes = [str(i) for i in range(1, 11)]  # 1-based folders: still servable, by name
+        assert class_index(stand_in, "3") == 2
+        with course_error(r"class index 3 is ambiguous"):
+            class_index(stand_in, 3)
         stand_in.classes = [str(i) for i in range(10)]  # numeric order: name and index agree
         assert class_index(stand_in, "3") == class_index(stand_in, 3) == 3
     finally:

@@ -227,8 +227,8 @@ def test_the_api_gets_the_same_checks(kwargs, pattern):
 
 @pytest.mark.parametrize("field,value,pattern", [
     ("step", -5, r"'step' must be in \[0, 1000000000\], got -5"),
-    ("step", "5", "'step' must be a int, got '5'"),
-    ("format", "1", "'format' must be a int, got '1'"),
+    ("step", "5", "'step' must be an integer, got '5'"),
+    ("format", "1", "'format' must be an integer, got '1'"),
     ("config", "lr=1", "'config' must be a dict, got 'lr=1'"),
     ("history", "rows", "'history' must be a list, got 'rows'"),
     ("rng", [], "'rng' must be a non-empty list of RNG states, got \\[\\]"),
@@ -298,3 +298,10 @@ def test_divergence_before_any_checkpoint_says_none_is_kept(tmp_path, cli_error,
     cli_error(main, [*TINY, "--out", str(out), "--steps", "3", "--ckpt-every", "0"],
               r"loss became NaN/inf between steps 0 and 1 .*No checkpoint was written yet \(lower --ckpt-every")
     assert not (out / "checkpoint.pt").exists()
+
+
+def test_a_run_without_a_log_resumes_without_inventing_one(tmp_path, capsys):
+    out = tmp_path / "run"
+    run(out, "--steps", "2", "--log-every", "0")
+    run(out, "--steps", "3", "--log-every", "0", "--resume")
+    assert not (out / "log.csv").exists() and "rebuilt" not in capsys.readouterr().out

@@ -662,3 +662,17 @@ def test_a_dangling_symlink_is_listed_not_dropped(tmp_path):
     with pytest.warns(SkippedFilesWarning, match="gone.png"):
         got = load_class_folders(root, test_fraction=0, cache=False, skip_unreadable=True)
     assert len(got.files) == 5 and any("gone.png" in f for f in got.skipped)
+
+
+def test_prepare_reports_a_loose_folder_at_32_px_too(tmp_path, cli_error):
+    """prepare's CIFAR-10 path used to swallow the refusal (and silently ignore the folder)."""
+    root = tmp_path / "d"
+    make_counts(root / "train", {"a": 2, "b": 2})
+    make_counts(root / "test", {"a": 1, "b": 1})
+    make_counts(root / "stray", {"c": 1})
+    cli_error(data.main, ["prepare", str(root)], r"holds train/ and also stray")
+
+
+def test_numpy_sizes_are_sizes(tmp_path):
+    root = make_counts(tmp_path / "d", {"a": 2, "b": 2})
+    assert load_class_folders(root, image_size=np.int64(32), test_fraction=0, cache=False).images.shape[-1] == 32

@@ -132,7 +132,11 @@ def test_the_request_model_does_not_coerce(client, body):
 
 
 @pytest.mark.parametrize("host", ["", " ", "0.0.0.0 ", "http://localhost", "local host", "a..b", "-x", "256.1.1.1x"])
-def test_cli_refuses_an_empty_or_unparseable_host(cli_error, host):
+def test_cli_refuses_an_empty_or_unparseable_host(cli_error, host, monkeypatch):
+    def no_such_name(name, *args):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(serve.socket, "getaddrinfo", no_such_name)  # the test must not depend on this machine's DNS
     cli_error(serve.main, [f"--host={host}"], r"error: --host (must be an IP address or a host name|.* is not a name "
                                               r"this machine can resolve)")
 
@@ -184,14 +188,19 @@ def test_slow_and_vanishing_clients_are_cut_off_quietly():
         address = ("127.0.0.1", process.port)
         half_open = [socket.create_connection(address) for _ in range(3)]
         for sock in half_open:
-            sock.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\n")  # the headers never finish
-        head = (b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            sock.sendall(b"POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # the headers never finish
+        head = (b"POST /generate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b"Content-Length: 100\r\n\r\n{\"class\": ")
         slow = socket.create_connection(address)
         slow.sendall(head)  # 90 bytes of body never come
         gone = socket.create_connection(address)
         gone.sendall(head)
         gone.close()  # leaves mid-body
+        second = socket.create_connection(address)  # a first request answered, the next one never finished
+        second.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert b" 200 " in second.recv(4096).split(b"\r\n")[0]
+        second.sendall(b"GET /classes HTTP/1.1\r\nHost: 127")
+        half_open.append(second)
         t0 = time.monotonic()
         for sock in [*half_open, slow]:
             sock.settimeout(max(serve.HEADER_TIMEOUT_S, serve.BODY_TIMEOUT_S) + 15)
@@ -199,6 +208,10 @@ def test_slow_and_vanishing_clients_are_cut_off_quietly():
         assert all(_closed(sock) for sock in half_open)
         assert time.monotonic() - t0 < max(serve.HEADER_TIMEOUT_S, serve.BODY_TIMEOUT_S) + 10
         assert serve.call(process.url + "/healthz").status == 200  # still answering
+        rebound = socket.create_connection(address)  # a page whose DNS name was rebound to 127.0.0.1
+        rebound.sendall(b"GET /classes HTTP/1.1\r\nHost: attacker.example\r\n\r\n")
+        assert b" 400 " in rebound.recv(4096).split(b"\r\n")[0]
+        rebound.close()
         process.log.seek(0)
         log = process.log.read()
     assert "Traceback" not in log and "ClientDisconnect" not in log, log[-2000:]
