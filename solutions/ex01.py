@@ -75,5 +75,24 @@ def solve_5(fast: bool = False) -> dict:
     return dict(answer="a")
 
 
+# ----------------------------------------------------------------------------------------------
+# Build exercise A: what the learner writes in section 1 (cgan_course.build, "01.A")
+
+
+def build_A():
+    import torch.nn.functional as F
+
+    def d_loss(d_real, d_fake):  # -E[log sigma(l_real)] - E[log(1 - sigma(l_fake))]
+        return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+    def g_loss_minimax(d_fake):  # E[log(1 - sigma(l_fake))] = -E[softplus(l_fake)]
+        return -F.softplus(d_fake).mean()
+
+    def g_loss_nonsaturating(d_fake):  # -E[log sigma(l_fake)]
+        return F.softplus(-d_fake).mean()
+
+    return d_loss, g_loss_minimax, g_loss_nonsaturating
+
+
 if __name__ == "__main__":
     exercises.check_solutions(sys.modules[__name__], "01")

@@ -63,5 +63,34 @@ def solve_6(fast: bool = False) -> dict:
     return dict(real=[0], fake=[0])
 
 
+# ----------------------------------------------------------------------------------------------
+# Build exercises A and B: what the learner writes in section 2 (cgan_course.build, "03.A", "03.B")
+
+
+def build_A():
+    import torch.nn as nn
+
+    class ConditionalBatchNorm2d(nn.Module):
+        def __init__(self, channels, num_classes):
+            super().__init__()
+            self.bn = nn.BatchNorm2d(channels, affine=False)  # normalises; keeps the running statistics
+            self.gamma = nn.Embedding(num_classes, channels)
+            self.beta = nn.Embedding(num_classes, channels)
+            nn.init.ones_(self.gamma.weight)
+            nn.init.zeros_(self.beta.weight)
+
+        def forward(self, x, y):  # x [B, C, H, W], y [B]
+            return self.gamma(y)[:, :, None, None] * self.bn(x) + self.beta(y)[:, :, None, None]
+
+    return (ConditionalBatchNorm2d,)
+
+
+def build_B():
+    def projection_logit(phi, y, linear, embed):  # phi [B, F], y [B] -> [B]
+        return linear(phi).squeeze(1) + (embed(y) * phi).sum(dim=1)
+
+    return (projection_logit,)
+
+
 if __name__ == "__main__":
     exercises.check_solutions(sys.modules[__name__], "03")

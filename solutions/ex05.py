@@ -74,5 +74,33 @@ def solve_5(fast: bool = False) -> dict:
     return dict(is_fn=inception_score)
 
 
+# ----------------------------------------------------------------------------------------------
+# Build exercises A and B (cgan_course.build, "05.A", "05.B")
+
+
+def build_A():
+    from scipy import linalg
+
+    def frechet_distance(feats_a, feats_b):  # [N, d], [M, d] -> float
+        mu_a, mu_b = feats_a.mean(0), feats_b.mean(0)
+        s_a, s_b = np.cov(feats_a, rowvar=False), np.cov(feats_b, rowvar=False)
+        cross = linalg.sqrtm(s_a @ s_b).real  # the matrix square root of the product
+        return float(((mu_a - mu_b) ** 2).sum() + np.trace(s_a + s_b - 2 * cross))
+
+    return (frechet_distance,)
+
+
+def build_B():
+    def slerp(z0, z1, t):  # [d], [d], [T] -> [T, d]
+        n0, n1 = z0.norm(), z1.norm()
+        u0, u1 = z0 / n0, z1 / n1
+        omega = torch.arccos((u0 @ u1).clamp(-1, 1))  # the angle between the two directions
+        t = t[:, None]
+        direction = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / torch.sin(omega)
+        return direction * ((1 - t) * n0 + t * n1)  # the norm moves linearly
+
+    return (slerp,)
+
+
 if __name__ == "__main__":
     exercises.check_solutions(sys.modules[__name__], "05")

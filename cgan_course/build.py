@@ -1,0 +1,361 @@
+"""Build exercises: the learner writes a piece of the machine the chapter teaches, from a
+signature and a docstring, and ``build`` checks it against the package's own implementation.
+
+In a notebook::
+
+    def d_loss(d_real, d_fake):
+        '''D's loss from its logits [B] on real and fake samples -> a scalar.'''
+        raise NotImplementedError  # your code here
+
+    d_loss, = build("01.A", d_loss)
+
+``build(key, *functions)`` runs the check and returns what the rest of the notebook should use:
+
+- the learner's functions, when the check passes (it prints ``✓`` lines);
+- the package's reference implementation, when they are unfinished (``NotImplementedError``) or
+  wrong, with one visible line saying so and, for a wrong answer, what to fix. So a notebook with
+  unfinished exercises still runs to the end (the student edition), and the class keeps going
+  when one learner is stuck.
+
+Every check compares the learner's function with the package's on random inputs of several
+shapes, then *uses* it where that is the real test (the learner's conditional BatchNorm dropped
+into a generator must give the package's output). The tests prove each check fails on the stub
+and on plausible wrong answers. ``CGAN_COURSE_SOLUTIONS=1`` swaps in the reference solutions from
+``solutions/exNN.py`` (``build_<letter>()``), which is how CI runs every notebook with its
+exercises solved; ``RESULTS`` records each build's outcome for a grader.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from . import losses, metrics, models, sampling
+from .errors import CourseError
+from .exercises import SOLUTIONS_DIR, Feedback, NotYetRight
+
+SOLUTIONS_ENV = "CGAN_COURSE_SOLUTIONS"
+
+
+@dataclass(frozen=True)
+class Build:
+    key: str  # "01.A": notebook 01, build exercise A
+    title: str
+    names: tuple[str, ...]  # what the learner writes, in order
+    check: Callable[..., None]  # raises NotYetRight (wrong) or NotImplementedError (unfinished)
+    reference: Callable[[], tuple]  # the package's implementations, same order
+
+    @property
+    def notebook(self) -> str:
+        return self.key.split(".")[0]
+
+    @property
+    def letter(self) -> str:
+        return self.key.split(".")[1]
+
+
+BUILDS: dict[str, Build] = {}
+RESULTS: dict[str, tuple[str, str]] = {}  # key -> (passed | failed | not finished, first problem)
+
+
+def _build(key: str, title: str, names: tuple[str, ...], reference: Callable[[], tuple]):
+    def register(check):
+        BUILDS[key] = Build(key, title, names, check, reference)
+        return check
+    return register
+
+
+def solution(key: str) -> tuple:
+    """The reference solution's functions for build ``key`` (``solutions/exNN.py``, ``build_<letter>()``)."""
+    b = _get(key)
+    path = SOLUTIONS_DIR / f"ex{b.notebook}.py"
+    spec = importlib.util.spec_from_file_location(f"solutions_ex{b.notebook}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return tuple(getattr(module, f"build_{b.letter}")())
+
+
+def _get(key: str) -> Build:
+    if key not in BUILDS:
+        raise CourseError(f"no build exercise {key!r}; the build exercises are {', '.join(BUILDS)}")
+    return BUILDS[key]
+
+
+def build(key: str, *functions) -> tuple:
+    """Check the learner's ``functions`` for build exercise ``key``; return the ones later cells
+    should use (the learner's if right, else the reference, saying so). See the module docstring."""
+    b = _get(key)
+    if len(functions) != len(b.names):
+        raise CourseError(f"build {key} takes {len(b.names)} function(s), {', '.join(b.names)}; got {len(functions)}")
+    if os.environ.get(SOLUTIONS_ENV):
+        functions = solution(key)
+        print(f"{SOLUTIONS_ENV} is set: checking the reference solution of {key} (solutions/ex{b.notebook}.py)")
+    try:
+        b.check(*functions)
+    except NotImplementedError:
+        RESULTS[key] = ("not finished", "raises NotImplementedError")
+        print(f"using the reference {' and '.join(b.names)}: yours {'is' if len(b.names) == 1 else 'are'} not "
+              f"finished yet (build {key}: {b.title})")
+        return b.reference()
+    except NotYetRight as err:
+        RESULTS[key] = ("failed", str(err))
+        print(f"using the reference {' and '.join(b.names)} until yours pass{'es' if len(b.names) == 1 else ''} "
+              f"the check above")
+        return b.reference()
+    RESULTS[key] = ("passed", "")
+    return functions
+
+
+def _call(fb: Feedback, name: str, fn, *args):
+    """``fn(*args)``; an exception other than NotImplementedError becomes a verdict, not a crash."""
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the learner's code: any failure is feedback
+        fb.wrong(f"{name} raised {type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}")
+        return None
+
+
+def _same(fb: Feedback, name: str, got, want: torch.Tensor, where: str, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    if not isinstance(got, torch.Tensor):
+        fb.wrong(f"{name} must return a tensor, got {type(got).__name__} ({where})")
+        return False
+    if got.shape != want.shape:
+        fb.wrong(f"{name} returned shape {list(got.shape)}, expected {list(want.shape)} ({where})")
+        return False
+    if not torch.isfinite(got).all():
+        fb.wrong(f"{name} returned NaN or inf ({where}): compute with softplus / logsigmoid on logits, "
+                 "not log(sigmoid(.)), which underflows")
+        return False
+    if not torch.allclose(got.float(), want.float(), atol=atol, rtol=rtol):
+        err = (got.float() - want.float()).abs().max().item()
+        fb.wrong(f"{name} differs from the reference by up to {err:.3g} ({where})")
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------------
+# 01 · the GAN losses
+
+
+@_build("01.A", "the discriminator's loss and both generator losses, from logits",
+        ("d_loss", "g_loss_minimax", "g_loss_nonsaturating"),
+        lambda: (losses.d_loss_bce, losses.g_loss_minimax, losses.g_loss_nonsaturating))
+def check_gan_losses(d_loss, g_loss_minimax, g_loss_nonsaturating) -> None:
+    fb = Feedback("01.A")
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(1, generator=g), torch.randn(1, generator=g), "one sample"),
+             (2 * torch.randn(7, generator=g), 2 * torch.randn(7, generator=g), "7 samples"),
+             (torch.tensor([40.0, -40.0, 0.0]), torch.tensor([-40.0, 40.0, 3.0]), "logits of +-40: a confident D")]
+    ok = True
+    for real, fake, where in cases:
+        for name, fn, ref, args in (("d_loss", d_loss, losses.d_loss_bce, (real, fake)),
+                                    ("g_loss_minimax", g_loss_minimax, losses.g_loss_minimax, (fake,)),
+                                    ("g_loss_nonsaturating", g_loss_nonsaturating, losses.g_loss_nonsaturating, (fake,))):
+            leaves = [a.clone().requires_grad_(True) for a in args]
+            got = _call(fb, name, fn, *leaves)
+            ok &= got is not None and _same(fb, name, got, ref(*args), where)
+            if ok and got.requires_grad:  # the gradient is what training uses: it must match too
+                grads = torch.autograd.grad(got.sum(), leaves, allow_unused=True)
+                ref_leaves = [a.clone().requires_grad_(True) for a in args]
+                ref_grads = torch.autograd.grad(ref(*ref_leaves), ref_leaves)
+                ok &= all(_same(fb, f"the gradient of {name}", torch.zeros_like(b) if a is None else a, b, where)
+                          for a, b in zip(grads, ref_grads))
+            elif ok:
+                fb.wrong(f"{name} returned a value without a gradient ({where}): build it from the logits with "
+                         "torch operations (no .item(), no .detach())")
+                ok = False
+            if not ok:
+                break
+        if not ok:
+            break
+    if ok:
+        fb.right("D's loss, the minimax and the non-saturating G losses match cgan_course.losses, "
+                 "values and gradients, on 1 and 7 samples and on logits of +-40")
+    fb.done()
+
+
+# ----------------------------------------------------------------------------------------------
+# 03 · conditional BatchNorm and the projection discriminator's output
+
+
+@_build("03.A", "conditional BatchNorm: per-class scale and shift, train and eval behaviour",
+        ("ConditionalBatchNorm2d",), lambda: (models.ConditionalBatchNorm2d,))
+def check_conditional_batchnorm(cls) -> None:
+    fb = Feedback("03.A")
+    C, K = 6, 4
+    try:
+        mine = cls(C, K)
+    except NotImplementedError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        fb.wrong(f"ConditionalBatchNorm2d({C}, {K}) raised {type(err).__name__}: {err}")
+        return fb.done()
+    if not isinstance(mine, nn.Module):
+        fb.wrong(f"ConditionalBatchNorm2d({C}, {K}) must build an nn.Module, got {type(mine).__name__}")
+        return fb.done()
+    fresh = _call(fb, "forward", mine, torch.randn(8, C, 5, 5, generator=torch.Generator().manual_seed(1)),
+                  torch.arange(8) % K)
+    if fresh is None:
+        return fb.done()
+    plain = nn.BatchNorm2d(C, affine=False)(torch.randn(8, C, 5, 5, generator=torch.Generator().manual_seed(1)))
+    fb.expect(isinstance(fresh, torch.Tensor) and fresh.shape == plain.shape and torch.allclose(fresh, plain, atol=1e-5),
+              "a new layer is a plain BatchNorm (every gamma_y = 1, beta_y = 0): classes diverge as training goes",
+              "a new layer must act as a plain BatchNorm: initialise every gamma_y to 1 and beta_y to 0")
+    ref = models.ConditionalBatchNorm2d(C, K)
+    with torch.no_grad():  # classes that differ, so a mix-up of y shows
+        ref.gamma.weight.normal_(1.0, 0.5, generator=torch.Generator().manual_seed(2))
+        ref.beta.weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(3))
+    try:
+        mine.load_state_dict(ref.state_dict())
+    except (RuntimeError, KeyError) as err:
+        fb.wrong("its parameters must be named as the docstring says (bn = BatchNorm2d(channels, affine=False), "
+                 f"gamma and beta = Embedding(num_classes, channels)): {str(err).splitlines()[0][:200]}")
+        return fb.done()
+    g = torch.Generator().manual_seed(4)
+    ok = True
+    for step, (B, H) in enumerate([(8, 5), (3, 1), (16, 4)]):  # train mode: batch statistics, running ones updated
+        x, y = 3 * torch.randn(B, C, H, H, generator=g) + 1, torch.randint(0, K, (B,), generator=g)
+        ok &= _same(fb, "train-mode output", _call(fb, "forward", mine.train(), x, y), ref.train()(x, y),
+                    f"batch {B} x {C} x {H} x {H}")
+        ok &= ok and _same(fb, "the running mean", mine.bn.running_mean, ref.bn.running_mean, f"after {step + 1} batches")
+    x, y = torch.randn(5, C, 3, 3, generator=g), torch.randint(0, K, (5,), generator=g)
+    ok &= ok and _same(fb, "eval-mode output", _call(fb, "forward", mine.eval(), x, y), ref.eval()(x, y),
+                       "eval mode: the running statistics, not the batch's")
+    if ok:
+        fb.right("train mode (batch statistics, running statistics updated) and eval mode (running statistics) "
+                 "match models.ConditionalBatchNorm2d on three batch shapes")
+        G = models.build_generator(models.ModelConfig(g_width=8, z_dim=16)).train()
+        z, yg = torch.randn(6, 16, generator=g), torch.randint(0, 10, (6,), generator=g)
+        with torch.no_grad():
+            for m in G.modules():
+                if isinstance(m, models.ConditionalBatchNorm2d):
+                    m.gamma.weight.normal_(1.0, 0.3, generator=g)
+            want = G(z, yg)
+            _swap_cbn(G, cls)
+            got = G(z, yg)
+        fb.expect(torch.allclose(got, want, atol=1e-5),
+                  "dropped into the course's generator in place of every conditional BatchNorm, it draws the same images",
+                  "dropped into the course's generator, it draws other images than models.ConditionalBatchNorm2d")
+    fb.done()
+
+
+def _swap_cbn(module: nn.Module, cls) -> None:
+    """Replace every ``models.ConditionalBatchNorm2d`` inside ``module`` by ``cls`` with the same state."""
+    for name, child in module.named_children():
+        if isinstance(child, models.ConditionalBatchNorm2d):
+            new = cls(child.bn.num_features, child.num_classes)
+            new.load_state_dict(child.state_dict())
+            setattr(module, name, new.train(child.training))
+        else:
+            _swap_cbn(child, cls)
+
+
+def _reference_projection(phi, y, linear, embed):
+    return linear(phi).flatten() + (embed(y) * phi).sum(dim=1)
+
+
+@_build("03.B", "the projection discriminator's output: psi(phi) + <embed(y), phi>",
+        ("projection_logit",), lambda: (_reference_projection,))
+def check_projection_logit(projection_logit) -> None:
+    fb = Feedback("03.B")
+    g = torch.Generator().manual_seed(0)
+    ok = True
+    for B, F_, K in [(1, 3, 2), (7, 16, 10), (32, 5, 4)]:
+        linear, embed = nn.Linear(F_, 1), nn.Embedding(K, F_)
+        phi, y = torch.randn(B, F_, generator=g), torch.randint(0, K, (B,), generator=g)
+        got = _call(fb, "projection_logit", projection_logit, phi, y, linear, embed)
+        ok &= got is not None and _same(fb, "projection_logit", got, _reference_projection(phi, y, linear, embed),
+                                        f"B={B}, {F_} features, {K} classes")
+        if not ok:
+            break
+    if ok:
+        fb.right("psi(phi) + <embed(y), phi> per sample, shape [B], on three sizes")
+        D = models.build_discriminator(models.ModelConfig(d_width=8, z_dim=16)).eval()
+        x, y = torch.rand(4, 3, 32, 32, generator=g) * 2 - 1, torch.randint(0, 10, (4,), generator=g)
+        with torch.no_grad():
+            want = D(x, y)
+            head = D.head
+            original = head.forward
+            head.forward = lambda phi, y: projection_logit(phi, y, head.linear, head.embed)
+            try:
+                got = D(x, y)
+            finally:
+                head.forward = original
+        fb.expect(torch.allclose(got, want, atol=1e-5), "as the course's discriminator's head, it gives the same logits",
+                  "as the course's discriminator's head, it gives other logits")
+    fb.done()
+
+
+# ----------------------------------------------------------------------------------------------
+# 05 · the Fréchet distance and slerp
+
+
+def _reference_fd(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
+    a, b = np.asarray(feats_a, np.float64), np.asarray(feats_b, np.float64)
+    return metrics.frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+
+
+@_build("05.A", "the Fréchet distance of two feature sets, matrix square root included",
+        ("frechet_distance",), lambda: (_reference_fd,))
+def check_frechet_distance(frechet_distance) -> None:
+    fb = Feedback("05.A")
+    rng = np.random.default_rng(0)
+    ok = True
+    for n, d in [(50, 2), (400, 8), (300, 32)]:
+        mix_a, mix_b = rng.normal(size=(d, d)), rng.normal(size=(d, d))  # correlated features, unlike covariances
+        a = rng.normal(size=(n, d)) @ mix_a
+        b = rng.normal(size=(n + 17, d)) @ mix_b + rng.normal(size=d)
+        got = _call(fb, "frechet_distance", frechet_distance, a, b)
+        if got is None:
+            ok = False
+            break
+        try:
+            value = float(got)
+        except (TypeError, ValueError):
+            fb.wrong(f"frechet_distance must return a number, got {type(got).__name__}")
+            ok = False
+            break
+        want = _reference_fd(a, b)
+        if not np.isfinite(value) or abs(value - want) > 1e-4 * max(1.0, abs(want)):
+            fb.wrong(f"frechet_distance gives {value:.6g} where the reference gives {want:.6g} ({n} and {n + 17} "
+                     f"samples of {d} correlated features): the cross term is 2 Tr sqrtm(S1 S2), a matrix square "
+                     "root of the product, with unbiased covariances (np.cov)")
+            ok = False
+            break
+        same = _call(fb, "frechet_distance", frechet_distance, a, a.copy())
+        if same is None or abs(float(same)) > 1e-6 * max(1.0, abs(want)):
+            fb.wrong(f"frechet_distance of a set with itself must be 0, got {same}")
+            ok = False
+            break
+    if ok:
+        fb.right("matches metrics.frechet_distance on correlated features of 2, 8 and 32 dimensions, and is 0 "
+                 "between a set and itself")
+    fb.done()
+
+
+@_build("05.B", "slerp: the direction along the great circle, the norm linearly",
+        ("slerp",), lambda: (sampling.slerp,))
+def check_slerp(slerp) -> None:
+    fb = Feedback("05.B")
+    g = torch.Generator().manual_seed(0)
+    ok = True
+    for d, T in [(2, 3), (16, 5), (128, 9)]:
+        z0, z1 = torch.randn(d, generator=g), 1.5 * torch.randn(d, generator=g)
+        t = torch.linspace(0, 1, T)
+        got = _call(fb, "slerp", slerp, z0, z1, t)
+        ok &= got is not None and _same(fb, "slerp", got, sampling.slerp(z0, z1, t), f"{d} dimensions, {T} points",
+                                        atol=1e-4, rtol=1e-4)
+        if not ok:
+            break
+    if ok:
+        mid = slerp(z0, z1, torch.tensor([0.5]))[0]
+        fb.right(f"matches sampling.slerp in 2, 16 and 128 dimensions; at t = 0.5 the norm is {mid.norm():.2f}, "
+                 f"halfway between {z0.norm():.2f} and {z1.norm():.2f}, and the angle to each end is the same")
+    fb.done()
