@@ -469,3 +469,22 @@ def trace_shapes(model: nn.Module, *inputs) -> list[tuple[str, str, tuple[int, .
         hooks.append((m, hook))
     forward_with_hooks(model, hooks, *inputs)
     return rows
+
+
+def operator_norm(layer: nn.Module, in_shape: tuple[int, ...], iters: int = 100, seed: int = 0) -> float:
+    """The largest singular value of the linear map ``x -> layer(x) - layer(0)`` on inputs of shape
+    ``in_shape`` (e.g. ``(C, H, W)`` for a convolution), by power iteration on ``W^T W`` with
+    autograd: the most the layer can stretch an input *of that size*. For a convolution this is not
+    the spectral norm of its kernel reshaped to a matrix (what ``spectral_norm`` normalises): it
+    depends on the kernel's spatial structure, the stride, the padding and the input size."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, *in_shape, generator=g)
+    zero = torch.zeros_like(x)
+    with torch.enable_grad():
+        for _ in range(iters):
+            x = (x / x.norm()).requires_grad_(True)
+            y = layer(x) - layer(zero)
+            (x,) = torch.autograd.grad(y, x, y)  # W^T W x
+    x = (x / x.norm()).detach()
+    with torch.no_grad():
+        return (layer(x) - layer(zero)).norm().item()
