@@ -239,3 +239,23 @@ def test_class_head_names_classes_in_the_same_pass():
     old = {k: v for k, v in dataclasses.asdict(ModelConfig(d_width=8)).items() if k != "class_head"}
     assert model_config_from(old, "old.pt").class_head is False
     check_model_config(old, ModelConfig(d_width=8), "old.pt")  # resumes as the same architecture
+
+
+def test_operator_norm_is_the_largest_singular_value_of_the_layers_map():
+    """Notebook 03 teaches that a conv kernel's spectral norm is a proxy: this is the exact quantity."""
+    import torch.nn as nn
+
+    from cgan_course.models import operator_norm
+
+    torch.manual_seed(0)
+    lin = nn.Linear(7, 5)
+    assert abs(operator_norm(lin, (7,)) - torch.linalg.matrix_norm(lin.weight, 2).item()) < 1e-4
+    conv = nn.Conv2d(2, 3, 3, stride=2, padding=1)
+    shape = (2, 5, 5)
+    basis = torch.eye(2 * 5 * 5).reshape(-1, *shape)  # every input pixel once
+    with torch.no_grad():
+        matrix = (conv(basis) - conv(torch.zeros(1, *shape))).flatten(1).T  # (outputs, inputs): the conv as a matrix
+    exact = torch.linalg.matrix_norm(matrix, 2).item()
+    assert abs(operator_norm(conv, shape, iters=300) - exact) < 1e-3 * exact
+    kernel = torch.linalg.matrix_norm(conv.weight.detach().flatten(1), 2).item()
+    assert abs(kernel - exact) > 0.01 * exact  # the reshaped kernel's norm is another number
