@@ -1,0 +1,84 @@
+"""Issue 22: the grader. A complete submission passes every exercise it answers, an untouched one
+leaves every build unfinished, and each broken submission is reported on its row while the run
+goes on."""
+import csv
+import json
+
+import nbformat
+import pytest
+
+from cgan_course import grade
+from cgan_course.data import REPO_ROOT
+
+CH03 = REPO_ROOT / "notebooks" / "03_conditional_architectures.ipynb"
+
+
+def _with_solutions(nb):
+    """Chapter 03 as a learner who did everything: the build cell holds working code, and an
+    answer cell calls one of the end-of-chapter checks (with a wrong answer, to see 'failed')."""
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))  # a copy
+    cell = next(c for c in nb.cells if c.cell_type == "code" and 'build("03.A"' in c.source)
+    solution = (REPO_ROOT / "solutions" / "ex03.py").read_text()
+    start = solution.index("def build_A():")
+    code = solution[start:solution.index('\n\nif __name__ == "__main__":')]
+    cell.source = "import torch.nn as nn\n" + code + ('\n\nConditionalBatchNorm2d, = build("03.A", *build_A())'
+                                                     '\nprojection_logit, = build("03.B", *build_B())')
+    nb.cells.append(nbformat.v4.new_code_cell("exercises.check_ema_half_life(steps=100)  # wrong: 693 is right"))
+    return nb
+
+
+def _tiny(folder, name, source):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / name)
+
+
+@pytest.mark.slow
+def test_grader_reports_every_learner_and_goes_on(tmp_path, capsys):
+    subs = tmp_path / "submissions"
+    original = nbformat.read(CH03, as_version=4)
+    (subs / "ada").mkdir(parents=True)
+    nbformat.write(_with_solutions(original), subs / "ada" / CH03.name)
+    (subs / "bob").mkdir()
+    nbformat.write(original, subs / "bob" / CH03.name)  # untouched: the stubs
+    _tiny(subs / "dan", "03_raises.ipynb", 'raise RuntimeError("boom")')
+    _tiny(subs / "eve", "03_syntax.ipynb", "def f(:\n    pass")
+    _tiny(subs / "fay", "03_flood.ipynb", 'print("x" * 5_000_000)')
+    (subs / "gus").mkdir()
+    (subs / "gus" / "03_broken.ipynb").write_text("this is not a notebook")
+    _tiny(subs / "hal", "chapter3.ipynb", "1 + 1")
+    out = tmp_path / "grades.csv"
+    rows = grade.grade(subs, out, timeout=300, log=print)
+    table = {(r["learner"], r["exercise"]): r for r in csv.DictReader(out.open())}
+    assert len(rows) == len(table)
+
+    assert table[("ada", "03.A")]["status"] == "passed" and table[("ada", "03.B")]["status"] == "passed"
+    assert table[("ada", "03.5")]["status"] == "failed" and table[("ada", "03.5")]["message"]
+    assert table[("ada", "03.1")]["status"] == "not attempted"
+    assert table[("bob", "03.A")]["status"] == table[("bob", "03.B")]["status"] == "not finished"
+    assert {table[("bob", k)]["status"] for k in grade.exercises_of("03") if k[3].isdigit()} == {"not attempted"}
+    assert table[("dan", "03.A")]["status"] == "not attempted"  # it ran; the cell's error did not stop the grading
+    assert table[("eve", "03.A")]["status"] == "not attempted"
+    assert table[("fay", "03.A")]["status"] == "not attempted"
+    assert "not a readable notebook" in table[("gus", "03.A")]["message"]
+    assert "cannot tell the chapter" in table[("hal", "*")]["message"]
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if line.startswith("learner"))
+    assert header.split() == ["learner", "notebook", "passed", "failed", "open", "error"]
+    assert any(line.startswith("ada") and line.split()[2:4] == ["2", "1"] for line in printed.splitlines())
+
+
+def test_a_submission_that_loops_is_stopped_and_reported(tmp_path):
+    subs = tmp_path / "submissions"
+    _tiny(subs / "cat", "03_loops.ipynb", "while True:\n    pass")
+    rows = grade.grade(subs, tmp_path / "grades.csv", timeout=5, log=lambda *_: None)
+    assert {r.status for r in rows} == {"error"} and "a loop?" in rows[0].message
+    assert len(rows) == len(grade.exercises_of("03"))
+
+def test_grader_refuses_bad_arguments(tmp_path, cli_error):
+    cli_error(grade.main, [str(tmp_path / "nope")], r"nope is not a folder")
+    cli_error(grade.main, [str(tmp_path), "--out", str(tmp_path / "g.csv")], r"--out .* is inside the submissions folder")
+    cli_error(grade.main, [str(tmp_path), "--out", str(tmp_path.parent / "g.csv"), "--timeout", "inf"],
+              r"timeout must be a finite number")
+    cli_error(grade.main, [str(tmp_path), "--out", str(tmp_path.parent / "g.csv")], r"holds no .ipynb files")
