@@ -54,7 +54,7 @@ def recipe(family: str) -> TrainConfig:
     classic: the DCGAN-style CGAN (BCE, Adam (2e-4, 0.5, 0.999)) at width 64; projection: the
     pretrained generator's recipe (hinge, width 32, Adam (2e-4, 0.0, 0.9) as in SNGAN);
     projection_ac: notebook 04's classroom recipe, the same with AC-GAN's class head on D (weight 3,
-    chosen by 5-minute trials on machine B: README, "Notebook 04's classroom run").
+    chosen by 5-minute trials on machine B: docs/RESULTS.md, "Notebook 04's classroom run").
     """
     if family == "classic":
         return course_recipe("classic", model={"g_width": 64, "d_width": 64})

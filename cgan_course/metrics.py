@@ -227,7 +227,7 @@ class ClassifierFeatures(FeatureExtractor):
     def __init__(self, model: nn.Module | None = None, device: str | torch.device = "cpu", batch_size: int = 250):
         self.model = (model if model is not None else load_classifier(device)).eval()
         self.device = next(self.model.parameters()).device
-        if self.device.type == "cpu":  # channels-last convolutions are faster on x86 CPUs (README: throughput)
+        if self.device.type == "cpu":  # channels-last convolutions are faster on x86 CPUs (docs/RESULTS.md: throughput)
             self.model = self.model.to(memory_format=torch.channels_last)
         self.dim = self.model.feature_dim
         self.batch_size = batch_size

@@ -6,8 +6,8 @@
 
 ``pretrained`` is the committed generator's recipe (projection cGAN, DCGAN body at width 32,
 hinge, Adam 2e-4 with SNGAN's betas (0.0, 0.9), batch 64, EMA 0.999, flips). SNGAN paired
-beta2 = 0.9 with 5 D steps per G step; this course's measurements (README, "Why the generator
-ignored its class") found it works at 1 D step too. ``pretrained-ac`` adds the AC-style class
+beta2 = 0.9 with 5 D steps per G step; the course's recipe takes 1 D step per G step (the committed
+generator was trained so; see docs/RESULTS.md for what was measured). ``pretrained-ac`` adds the AC-style class
 head at weight 1 (the head start of issue 24); ``classroom`` is notebook 04's five-minute run,
 with a stronger class term (3) because five minutes on a CPU is a few hundred steps. ``classic``
 is the DCGAN-style CGAN (concatenation, BCE, Adam (2e-4, 0.5, 0.999)).

@@ -81,7 +81,7 @@ def cpu_flags() -> frozenset[str]:
 def cpu_has_native_bf16() -> bool:
     """True on CPUs with bf16 dot-product instructions (AVX512-BF16 or AMX: recent Xeon, EPYC
     Zen 4+). There bf16 autocast trains faster than fp32; elsewhere bf16 is emulated and slower
-    (README, benchmarks/train_throughput.py)."""
+    (docs/RESULTS.md, benchmarks/train_throughput.py)."""
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
@@ -147,6 +147,6 @@ def uses_channels_last(setting: str, device: torch.device) -> bool:
 
     "auto" turns it on for CUDA (NVIDIA's advice for Tensor Cores) and for the CPU, where oneDNN's
     convolutions are NHWC-native and it was measured faster (benchmarks/train_throughput.py;
-    README). Apple's MPS stays NCHW.
+    docs/RESULTS.md). Apple's MPS stays NCHW.
     """
     return setting == "on" or (setting == "auto" and device.type in ("cuda", "cpu"))
