@@ -19,20 +19,45 @@ LAYERS = [
 LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
 
+# Imported inside a function on purpose, each with its reason; any other function-level import is a
+# cycle or an upward import in hiding, and fails test_no_function_level_imports_but_the_known_ones.
+KNOWN_FUNCTION_IMPORTS = {("exercises", "serve")}  # only check 07.3 needs the service: no FastAPI for the rest
+
+
+def imports_of(source: str) -> tuple[set[str], set[str]]:
+    """The package modules a module imports at its top level, and those it imports inside a
+    function. Code under ``if __name__ == "__main__":`` runs only as a script and is left out."""
+    def targets(node: ast.Import | ast.ImportFrom) -> set[str]:
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            return {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+        if isinstance(node, ast.ImportFrom) and node.module == "cgan_course":  # from cgan_course import x
+            return {a.name for a in node.names}
+        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+        return {n.split(".")[1] for n in names if n.startswith("cgan_course.")}
+
+    top, nested = set(), set()
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "__main__" in ast.unparse(child.test):
+                continue
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                (nested if in_function else top).update(targets(child))
+            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
+
+    visit(ast.parse(source), False)
+    return top, nested
+
+
 def package_imports(path: Path) -> set[str]:
-    """The package modules ``path`` imports anywhere in its body (top level or inside functions)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:  # from .x import y
-                found.add(node.module.split(".")[0])
-            elif node.level == 1:  # from . import x, y
-                found.update(alias.name for alias in node.names)
-            elif node.module and node.module.startswith("cgan_course."):
-                found.add(node.module.split(".")[1])
-        elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("cgan_course."))
-    return found
+    """Every package module ``path`` imports, at the top or inside a function."""
+    top, nested = imports_of(path.read_text())
+    return top | nested
+
+
+def test_no_function_level_imports_but_the_known_ones():
+    nested = {(p.stem, t) for p in PACKAGE.glob("*.py") for t in imports_of(p.read_text())[1] if t != p.stem}
+    assert nested == KNOWN_FUNCTION_IMPORTS
 
 
 def graph() -> dict[str, set[str]]:

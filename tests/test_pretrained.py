@@ -1,6 +1,5 @@
 """The committed pretrained generator: loads offline and safely, and still draws its classes; the
 package's layering that keeps loading it light."""
-import ast
 import dataclasses
 import json
 import os
@@ -100,53 +99,9 @@ def test_class_morph_moves_the_class():
 
 
 # ----------------------------------------------------------------------------------------------
-# Layering: modules import each other in one direction, at the top of the file
+# What loading the generator pulls in (the layers themselves: tests/test_layers.py)
 
 PACKAGE = Path(pretrained.__file__).parent
-# Still imported inside a function to dodge a cycle (classifier -> metrics -> classifier), until
-# describe_source moves from metrics into data.
-KNOWN_FUNCTION_IMPORTS: set[tuple[str, str]] = set()
-
-
-def package_imports(source: str) -> tuple[set[str], set[str]]:
-    """The package modules a module imports at its top level, and those it imports inside a
-    function. Code under ``if __name__ == "__main__":`` runs only as a script (where this module
-    is ``__main__``, not part of any cycle) and is left out."""
-    def targets(node: ast.Import | ast.ImportFrom) -> set[str]:
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            return {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
-        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
-        return {n.split(".")[1] for n in names if n.startswith("cgan_course.")}
-
-    def is_main_block(node: ast.AST) -> bool:
-        return isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
-
-    top, nested = set(), set()
-
-    def visit(node: ast.AST, in_function: bool) -> None:
-        for child in ast.iter_child_nodes(node):
-            if is_main_block(child):
-                continue
-            if isinstance(child, (ast.Import, ast.ImportFrom)):
-                (nested if in_function else top).update(targets(child))
-            visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)))
-
-    visit(ast.parse(source), False)
-    return top, nested
-
-
-def test_package_imports_form_no_cycle_and_none_hides_in_a_function():
-    graph, function_imports = {}, set()
-    for path in sorted(PACKAGE.glob("*.py")):
-        top, nested = package_imports(path.read_text())
-        graph[path.stem] = top - {path.stem}
-        function_imports |= {(path.stem, target) for target in nested}
-    assert function_imports == KNOWN_FUNCTION_IMPORTS
-    done: list[str] = []
-    while len(done) < len(graph):  # peel off modules whose imports are all done: only a cycle stops this
-        ready = sorted(m for m in graph if m not in done and graph[m] <= set(done))
-        assert ready, f"import cycle among {sorted(set(graph) - set(done))}"
-        done += ready
 
 
 def test_loading_the_generator_imports_neither_training_nor_metrics():
