@@ -6,13 +6,18 @@
 Every ``*.ipynb`` under SUBMISSIONS_DIR is a submission: the learner is the folder it sits in
 (``submissions/ada/03_conditional_architectures.ipynb`` is Ada's chapter 03), or the file's name when
 it sits at the top. The chapter comes from the file name's ``NN_`` prefix. Each notebook runs in a
-temporary copy, in a child process with its own kernel, in ``--mode`` (smoke by default: the small
-settings of every chapter), for at most ``--timeout`` seconds; every cell runs even after an error,
-so one broken cell does not hide the exercises after it. A submission that loops, raises, has a
+temporary copy (its saved outputs cleared), in a child process with its own kernel, its own HOME and
+a minimal environment, in ``--mode`` (smoke by default: the small settings of every chapter); a
+cell may run ``--timeout`` seconds (what ran before it is still graded), the whole notebook
+``--timeout`` + 60. Every cell runs even after an error, so one broken cell does not hide the
+exercises after it. A submission that loops, raises, has a
 syntax error, is not a notebook, or prints megabytes is reported on its row, and the next one runs.
 
 The verdicts are the ones the learner saw: ``Exercise 03.A: right`` / ``not yet`` from the checks
-(``cgan_course.exercises``, ``cgan_course.build``), and the build exercises' "not finished" line.
+(``cgan_course.exercises``, ``cgan_course.build``), and the build exercises' "not finished" line,
+read only from the output of a cell that itself calls that check (the last call counts). Grades
+are an honour system all the same: code in a kernel can imitate a check's output; read the
+notebooks whose grades surprise you.
 One CSV row per learner and exercise: ``passed``, ``failed``, ``not finished`` (a build left as a
 stub), ``not attempted`` (a check never called) or ``error`` (the notebook did not run), with the
 check's first message. A summary table goes to stdout.
@@ -24,10 +29,12 @@ installed> python -m cgan_course.grade submissions --out grades.csv``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,8 +49,11 @@ from .validate import check_choice, check_float
 
 MAX_OUTPUT_BYTES = 2_000_000  # of text read back from one executed notebook; a flood is cut, not parsed whole
 VERDICT = re.compile(r"^Exercise (\d\d\.[0-9A-Z]+): (right|not yet)", re.M)
-UNFINISHED = re.compile(r"not finished yet \(build (\d\d\.[A-Z]):")
+UNFINISHED = re.compile(r"not finished yet \(build (\d\d\.[A-Z]):")  # groups 1-2 and 3 in _events' pattern
 FIELDS = ("learner", "notebook", "exercise", "status", "message")
+# what a submission's child process inherits of the grader's environment (no tokens, no credentials)
+ENV_KEPT = {"PATH", "LANG", "LC_ALL", "TZ", "VIRTUAL_ENV", "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+            "MPLBACKEND", "TMPDIR"}
 
 
 @dataclass
@@ -69,15 +79,25 @@ def _run_child(path: Path, out: Path, mode: str, timeout: float) -> str:
     """Execute ``path`` into ``out`` in a child process; '' if it ran, else why not (one line)."""
     cmd = [sys.executable, "-m", "cgan_course.grade", "--run-one", str(path), str(out), "--mode", mode,
            "--timeout", str(timeout)]
-    env = {**os.environ, "CGAN_COURSE_MODE": mode}
+    home = path.parent / "home"  # the submission's own HOME: nothing it writes there reaches the next one
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k in ENV_KEPT or k.startswith("CGAN_COURSE_")}
     env.pop("CGAN_COURSE_SOLUTIONS", None)  # a grade is of the learner's code, never of the reference solutions
+    env.update({"CGAN_COURSE_MODE": mode, "HOME": str(home), "IPYTHONDIR": str(home / ".ipython"),
+                "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "JUPYTER_DATA_DIR": str(home / ".jupyter-data"),
+                "JUPYTER_RUNTIME_DIR": str(home / ".jupyter-runtime"), "MPLCONFIGDIR": str(home / ".matplotlib"),
+                "XDG_CACHE_HOME": str(home / ".cache"), "PYTHONNOUSERSITE": "1"})
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=path.parent,
+                            start_new_session=True)  # its own process group, killed whole on a timeout
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 60, env=env,
-                              cwd=path.parent)
+        stdout, stderr = proc.communicate(timeout=timeout + 60)
     except subprocess.TimeoutExpired:
-        return f"did not finish within {timeout:g} s (a loop?)"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return f"did not finish within {timeout + 60:g} s (a loop?)"
     if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()] or ["no message"]
+        lines = [ln for ln in (stderr or stdout).strip().splitlines() if ln.strip()] or ["no message"]
         return lines[-1][:300]
     return ""
 
@@ -92,30 +112,58 @@ def _execute(path: Path, out: Path, timeout: float) -> None:
         nb = nbformat.read(path, as_version=4)
     except Exception as err:  # noqa: BLE001 - not JSON, not a notebook, a wrong nbformat
         raise CourseError(f"not a readable notebook ({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None
+    for cell in nb.cells:  # the verdicts must come from this run, not from outputs saved in the file
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata.pop("tags", None)  # no cell skipped by a tag
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(path.parent)}})
+    stopped = ""
     try:
         client.execute()
     except CellTimeoutError:
-        raise CourseError(f"a cell ran longer than {timeout:g} s (a loop?)") from None
+        stopped = f"a cell ran longer than {timeout:g} s (a loop?)"
     except DeadKernelError:
-        raise CourseError("the kernel died (out of memory, or the code exited the process)") from None
+        stopped = "the kernel died (out of memory, or the code exited the process)"
+    nb.metadata["grade_stopped"] = stopped  # what ran before the stop is still graded
     nbformat.write(nb, out)
 
 
-def _text_of(executed: Path) -> tuple[str, list[str]]:
-    """The stream text of every cell (cut at MAX_OUTPUT_BYTES) and the error lines, ``Name: value``."""
+def _events(executed: Path) -> tuple[dict[str, tuple[str, str]], list[str], str]:
+    """Per exercise, its last verdict ``(status, first problem)``, read only from the output of a
+    cell whose own source calls that exercise's check (``build("03.A"`` or ``check_<name>(``), so a
+    printed imitation elsewhere counts for nothing; also the cells' error lines and why the run
+    stopped early ('' if it did not). Output past MAX_OUTPUT_BYTES per notebook is not read."""
     nb = json.loads(executed.read_text(errors="replace"))
-    parts, errors, size = [], [], 0
+    checks = {e.key: e.check.__name__ for e in EXERCISES.values()}
+    events, errors, size = {}, [], 0
     for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        source = "".join(cell.get("source", ""))
+        texts = []
         for out in cell.get("outputs", []):
             if out.get("output_type") == "stream":
                 text = "".join(out.get("text", ""))
-                parts.append(text[:max(0, MAX_OUTPUT_BYTES - size)])
+                texts.append(text[:max(0, MAX_OUTPUT_BYTES - size)])
                 size += len(text)
             elif out.get("output_type") == "error":
                 errors.append(f"{out.get('ename', '')}: {out.get('evalue', '')}".strip()[:300])
-    return "".join(parts), errors
+        text = "\n".join(texts)
+        if "is set: checking the reference solution" in text:  # CGAN_COURSE_SOLUTIONS set from inside
+            continue
+        for match in re.finditer(rf"{VERDICT.pattern}|{UNFINISHED.pattern}", text, re.M):
+            key = match.group(1) or match.group(3)
+            called = f'build("{key}"' in source or (key in checks and f"{checks[key]}(" in source)
+            if not called:
+                continue
+            if match.group(3):
+                events[key] = ("not finished", "the build exercise still raises NotImplementedError")
+            elif match.group(2) == "right":
+                events[key] = ("passed", "")
+            else:
+                events[key] = ("failed", _first_problem(text[match.end():]))
+    return events, errors, nb.get("metadata", {}).get("grade_stopped", "")
 
 
 def grade_one(path: Path, root: Path, mode: str, timeout: float) -> list[Row]:
@@ -131,24 +179,26 @@ def grade_one(path: Path, root: Path, mode: str, timeout: float) -> list[Row]:
         why = _run_child(copy, executed, mode, timeout)
         if why or not executed.is_file():
             return [Row(learner, name, key, "error", why or "the notebook did not run") for key in keys]
-        text, errors = _text_of(executed)
-    verdicts = {key: ("passed" if v == "right" else "failed") for key, v in VERDICT.findall(text)}
-    unfinished = set(UNFINISHED.findall(text))
+        events, errors, stopped = _events(executed)
     rows = []
     for key in keys:
-        if key in verdicts:
-            message = "" if verdicts[key] == "passed" else _first_problem(text, key)
-            rows.append(Row(learner, name, key, verdicts[key], message))
-        elif key in unfinished:
-            rows.append(Row(learner, name, key, "not finished", "the build exercise still raises NotImplementedError"))
+        if key in events:
+            rows.append(Row(learner, name, key, *events[key]))
+        elif stopped:
+            rows.append(Row(learner, name, key, "error", stopped))
         else:
             rows.append(Row(learner, name, key, "not attempted", errors[0] if errors and key in BUILDS else ""))
     return rows
 
 
-def _first_problem(text: str, key: str) -> str:
-    block = text.split(f"Exercise {key}: not yet", 1)[1]
-    return next((ln.strip()[2:].strip() for ln in block.splitlines() if ln.strip().startswith("✗")), "")[:300]
+def _first_problem(after: str) -> str:
+    """The first ✗ line of a check's printout (``after``: the text after its verdict line)."""
+    return next((ln.strip()[1:].strip() for ln in after.splitlines()[:40] if ln.strip().startswith("✗")), "")[:300]
+
+
+def _cell(text: str) -> str:
+    """CSV text that a spreadsheet will not run as a formula (learners control the messages)."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def grade(root: str | Path, out: str | Path, mode: str = "smoke", timeout: float = 600, log=print) -> list[Row]:
@@ -173,7 +223,7 @@ def grade(root: str | Path, out: str | Path, mode: str = "smoke", timeout: float
     with open(out, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(FIELDS)
-        writer.writerows([r.learner, r.notebook, r.exercise, r.status, r.message] for r in rows)
+        writer.writerows([_cell(r.learner), _cell(r.notebook), r.exercise, r.status, _cell(r.message)] for r in rows)
     log(summary(rows))
     return rows
 

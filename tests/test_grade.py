@@ -82,3 +82,24 @@ def test_grader_refuses_bad_arguments(tmp_path, cli_error):
     cli_error(grade.main, [str(tmp_path), "--out", str(tmp_path.parent / "g.csv"), "--timeout", "inf"],
               r"timeout must be a finite number")
     cli_error(grade.main, [str(tmp_path), "--out", str(tmp_path.parent / "g.csv")], r"holds no .ipynb files")
+
+
+def test_a_forged_verdict_counts_for_nothing(tmp_path):
+    """Saved outputs are cleared before the run, and a verdict counts only from a cell that calls
+    the check: a printed 'Exercise 03.A: right' elsewhere, or a cell that sets the solutions switch,
+    does not pass the exercise."""
+    subs = tmp_path / "submissions" / "mal"
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("", outputs=[nbformat.v4.new_output("stream", text="Exercise 03.A: right\n")]),
+        nbformat.v4.new_code_cell('print("Exercise 03.B: right")'),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    subs.mkdir(parents=True)
+    nbformat.write(nb, subs / "03_forged.ipynb")
+    rows = grade.grade(tmp_path / "submissions", tmp_path / "grades.csv", timeout=60, log=lambda *_: None)
+    status = {r.exercise: r.status for r in rows}
+    assert status["03.A"] == status["03.B"] == "not attempted"
+
+
+def test_messages_that_look_like_formulas_are_quoted():
+    assert grade._cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and grade._cell("ada") == "ada"
