@@ -92,7 +92,7 @@ def build(key: str, *functions) -> tuple:
     b = _get(key)
     if len(functions) != len(b.names):
         raise CourseError(f"build {key} takes {len(b.names)} function(s), {', '.join(b.names)}; got {len(functions)}")
-    if os.environ.get(SOLUTIONS_ENV):
+    if os.environ.get(SOLUTIONS_ENV, "").lower() in ("1", "true", "yes"):
         functions = solution(key)
         print(f"{SOLUTIONS_ENV} is set: checking the reference solution of {key} (solutions/ex{b.notebook}.py)")
     try:
@@ -152,7 +152,7 @@ def check_gan_losses(d_loss, g_loss_minimax, g_loss_nonsaturating) -> None:
     g = torch.Generator().manual_seed(0)
     cases = [(torch.randn(1, generator=g), torch.randn(1, generator=g), "one sample"),
              (2 * torch.randn(7, generator=g), 2 * torch.randn(7, generator=g), "7 samples"),
-             (torch.tensor([40.0, -40.0, 0.0]), torch.tensor([-40.0, 40.0, 3.0]), "logits of +-40: a confident D")]
+             (torch.tensor([200.0, -200.0, 0.0]), torch.tensor([-200.0, 200.0, 3.0]), "logits of +-200: a confident D")]
     ok = True
     for real, fake, where in cases:
         for name, fn, ref, args in (("d_loss", d_loss, losses.d_loss_bce, (real, fake)),
@@ -177,7 +177,7 @@ def check_gan_losses(d_loss, g_loss_minimax, g_loss_nonsaturating) -> None:
             break
     if ok:
         fb.right("D's loss, the minimax and the non-saturating G losses match cgan_course.losses, "
-                 "values and gradients, on 1 and 7 samples and on logits of +-40")
+                 "values and gradients, on 1 and 7 samples and on logits of +-200")
     fb.done()
 
 
@@ -228,9 +228,20 @@ def check_conditional_batchnorm(cls) -> None:
     x, y = torch.randn(5, C, 3, 3, generator=g), torch.randint(0, K, (5,), generator=g)
     ok &= ok and _same(fb, "eval-mode output", _call(fb, "forward", mine.eval(), x, y), ref.eval()(x, y),
                        "eval mode: the running statistics, not the batch's")
+    if ok:  # the gradients reach the class tables (a detached lookup would train nothing)
+        x, y = torch.randn(6, C, 4, 4, generator=g), torch.arange(6) % K
+        out_mine, out_ref = mine.train()(x, y), ref.train()(x, y)
+        weight = torch.randn(out_ref.shape, generator=g)
+        for name in ("gamma", "beta"):
+            mine_p, ref_p = getattr(mine, name).weight, getattr(ref, name).weight
+            g_mine = torch.autograd.grad((out_mine * weight).sum(), mine_p, retain_graph=True, allow_unused=True)[0] \
+                if out_mine.requires_grad else None
+            g_ref = torch.autograd.grad((out_ref * weight).sum(), ref_p, retain_graph=True)[0]
+            ok &= _same(fb, f"the gradient of {name}.weight", torch.zeros_like(g_ref) if g_mine is None else g_mine,
+                        g_ref, "a training step must reach the per-class scale and shift")
     if ok:
-        fb.right("train mode (batch statistics, running statistics updated) and eval mode (running statistics) "
-                 "match models.ConditionalBatchNorm2d on three batch shapes")
+        fb.right("train mode (batch statistics, running statistics updated), eval mode (running statistics) and "
+                 "the gradients of gamma and beta match models.ConditionalBatchNorm2d on three batch shapes")
         G = models.build_generator(models.ModelConfig(g_width=8, z_dim=16)).train()
         z, yg = torch.randn(6, 16, generator=g), torch.randint(0, 10, (6,), generator=g)
         with torch.no_grad():
@@ -238,9 +249,8 @@ def check_conditional_batchnorm(cls) -> None:
                 if isinstance(m, models.ConditionalBatchNorm2d):
                     m.gamma.weight.normal_(1.0, 0.3, generator=g)
             want = G(z, yg)
-            _swap_cbn(G, cls)
-            got = G(z, yg)
-        fb.expect(torch.allclose(got, want, atol=1e-5),
+            got = _call(fb, "the generator with your ConditionalBatchNorm2d", lambda: (_swap_cbn(G, cls), G(z, yg))[1])
+        fb.expect(got is not None and torch.allclose(got, want, atol=1e-5),
                   "dropped into the course's generator in place of every conditional BatchNorm, it draws the same images",
                   "dropped into the course's generator, it draws other images than models.ConditionalBatchNorm2d")
     fb.done()
@@ -282,13 +292,12 @@ def check_projection_logit(projection_logit) -> None:
         with torch.no_grad():
             want = D(x, y)
             head = D.head
-            original = head.forward
             head.forward = lambda phi, y: projection_logit(phi, y, head.linear, head.embed)
             try:
-                got = D(x, y)
+                got = _call(fb, "the discriminator with your projection_logit", D, x, y)
             finally:
-                head.forward = original
-        fb.expect(torch.allclose(got, want, atol=1e-5), "as the course's discriminator's head, it gives the same logits",
+                del head.forward  # back to the class's method
+        fb.expect(got is not None and got.shape == want.shape and torch.allclose(got, want, atol=1e-5), "as the course's discriminator's head, it gives the same logits",
                   "as the course's discriminator's head, it gives other logits")
     fb.done()
 
@@ -354,8 +363,16 @@ def check_slerp(slerp) -> None:
                                         atol=1e-4, rtol=1e-4)
         if not ok:
             break
+    if ok:  # the ends where the angle is 0: sin(0) / sin(0) must not become NaN
+        z = torch.randn(8, generator=g)
+        t = torch.linspace(0, 1, 5)
+        for z1, where in ((2 * z, "parallel ends, z1 = 2 z0: the straight line"), (z.clone(), "equal ends: z0 itself")):
+            got = _call(fb, "slerp", slerp, z, z1, t)
+            ok &= got is not None and _same(fb, "slerp", got, sampling.slerp(z, z1, t), where, atol=1e-4, rtol=1e-4)
+            if not ok:
+                fb.note("when the two directions coincide, the great circle is a point: interpolate the norm alone")
+                break
     if ok:
-        mid = slerp(z0, z1, torch.tensor([0.5]))[0]
-        fb.right(f"matches sampling.slerp in 2, 16 and 128 dimensions; at t = 0.5 the norm is {mid.norm():.2f}, "
-                 f"halfway between {z0.norm():.2f} and {z1.norm():.2f}, and the angle to each end is the same")
+        fb.right("matches sampling.slerp in 2, 16 and 128 dimensions, and for parallel and equal ends (the "
+                 "direction fixed, the norm linear)")
     fb.done()

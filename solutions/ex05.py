@@ -96,7 +96,10 @@ def build_B():
         u0, u1 = z0 / n0, z1 / n1
         omega = torch.arccos((u0 @ u1).clamp(-1, 1))  # the angle between the two directions
         t = t[:, None]
-        direction = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / torch.sin(omega)
+        if omega < 1e-6:  # the same direction: only the norm moves
+            direction = u0.expand(len(t), -1)
+        else:
+            direction = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / torch.sin(omega)
         return direction * ((1 - t) * n0 + t * n1)  # the norm moves linearly
 
     return (slerp,)

@@ -37,6 +37,9 @@ WRONG_LOSSES = {
     "sum instead of mean": (lambda r, f: F.softplus(-r).sum() + F.softplus(f).sum(), *LOSSES_RIGHT[1:]),
     "minimax with the wrong sign": (LOSSES_RIGHT[0], lambda f: F.softplus(f).mean(), LOSSES_RIGHT[2]),
     "detached (no gradient)": (lambda r, f: LOSSES_RIGHT[0](r, f).detach(), *LOSSES_RIGHT[1:]),
+    "log(sigmoid(-f)) for 1 - D": (lambda r, f: -(torch.log(torch.sigmoid(r)).mean() + torch.log(torch.sigmoid(-f)).mean()),
+                                   *LOSSES_RIGHT[1:]),
+    "naive non-saturating": (*LOSSES_RIGHT[:2], lambda f: -torch.log(torch.sigmoid(f)).mean()),
 }
 
 
@@ -66,8 +69,13 @@ class GammaStartsRandom(models.ConditionalBatchNorm2d):  # nn.Embedding's defaul
         nn.init.normal_(self.gamma.weight)
 
 
+class DetachedTables(models.ConditionalBatchNorm2d):  # the class tables never get a gradient
+    def forward(self, x, y):
+        return self.gamma(y).detach()[:, :, None, None] * self.bn(x) + self.beta(y).detach()[:, :, None, None]
+
+
 WRONG_CBN = {"batch statistics in eval mode": BatchStatsInEval, "(1 + gamma)": OnePlusGamma,
-             "ignores y": IgnoresY, "gamma not initialised to 1": GammaStartsRandom}
+             "ignores y": IgnoresY, "gamma not initialised to 1": GammaStartsRandom, "detached tables": DetachedTables}
 
 WRONG_PROJECTION = {
     "no psi term": lambda phi, y, lin, emb: (emb(y) * phi).sum(1),
@@ -108,7 +116,14 @@ def _nlerp(z0, z1, t):  # normalised lerp: the right norms, the wrong angles
     return line / line.norm(dim=1, keepdim=True) * ((1 - t) * z0.norm() + t * z1.norm())
 
 
-WRONG_SLERP = {"normalised lerp": _nlerp, "lerp": lambda z0, z1, t: (1 - t[:, None]) * z0 + t[:, None] * z1,
+def _textbook_slerp(z0, z1, t):  # right on generic ends, NaN when the directions coincide
+    n0, n1 = z0.norm(), z1.norm()
+    omega = torch.arccos((z0 / n0 @ z1 / n1).clamp(-1, 1))
+    t = t[:, None]
+    return (torch.sin((1 - t) * omega) * z0 / n0 + torch.sin(t * omega) * z1 / n1) / torch.sin(omega) * ((1 - t) * n0 + t * n1)
+
+
+WRONG_SLERP = {"normalised lerp": _nlerp, "no case for parallel ends": _textbook_slerp, "lerp": lambda z0, z1, t: (1 - t[:, None]) * z0 + t[:, None] * z1,
                "constant norm |z0|": lambda z0, z1, t: B.solution("05.B")[0](z0, z1 * z0.norm() / z1.norm(), t)}
 
 WRONG = {"01.A": WRONG_LOSSES, "03.A": {k: (v,) for k, v in WRONG_CBN.items()},
