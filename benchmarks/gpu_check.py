@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import dataclasses
 import io
+import json
 import sys
 import time
 import warnings
@@ -94,14 +95,18 @@ def notebook_04(mode: str, timeout: int) -> dict:
     return {"mode": mode, "status": r.status, "seconds": round(r.seconds, 1), "error": r.error}
 
 
-def stage(result: dict, name: str, fn, *args) -> None:
-    """Run one stage; a failure is recorded, not raised, so the rest of the lease is not lost."""
+def stage(result: dict, name: str, fn, *args, save=None) -> None:
+    """Run one stage; a failure is recorded, not raised, so the rest of the lease is not lost; the
+    result so far is saved after every stage (``save``), so a run killed at the time limit still
+    brings back what it measured."""
     t0 = time.perf_counter()
     try:
         result[name] = fn(*args)
     except Exception as err:  # noqa: BLE001 - recorded in the JSON
         result[name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"}
     print(f"{name}: {result[name]} ({time.perf_counter() - t0:.1f} s)", flush=True)
+    if save is not None:
+        save()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,17 +127,23 @@ def main(argv: list[str] | None = None) -> None:
         images, labels = load_cifar10(train=True)  # $CGAN_COURSE_CIFAR10, the official batches, or the sample
         base = recipe("pretrained")
     result = {"benchmark": "gpu_check", "hardware": hardware(device), "quick": quick, "steps": steps,
-              "recipe": "pretrained" + (" (tiny model)" if quick else ""), "throughput": {}}
+              "recipe": "pretrained" + (" (tiny model)" if quick else ""), "throughput": {}, "complete": False}
+
+    def save() -> None:
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(result, indent=2, default=str) + "\n")
     for name, precision, use_tf32, compiled in WAYS:
         if device.type == "cpu" and (use_tf32 or compiled or precision == "fp16"):
             result["throughput"][name] = {"skipped": "CUDA only"}
             continue
         cfg = dataclasses.replace(base, precision=precision, tf32=use_tf32, compile=compiled)
-        stage(result["throughput"], name, throughput, cfg, images, labels, device, warmup, steps)
+        stage(result["throughput"], name, throughput, cfg, images, labels, device, warmup, steps, save=save)
     stage(result, "host_syncs", host_syncs, dataclasses.replace(base, precision="bf16"), images, labels, device,
-          min(steps, 20))
+          min(steps, 20), save=save)
     if not args.no_notebook:
-        stage(result, "notebook_04", notebook_04, "smoke" if quick else "full", args.notebook_timeout)
+        stage(result, "notebook_04", notebook_04, "smoke" if quick else "full", args.notebook_timeout, save=save)
+    result["complete"] = True
     emit(result, args.out)
 
 

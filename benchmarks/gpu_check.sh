@@ -7,10 +7,10 @@
 # Extra arguments go to benchmarks/gpu_check.py (e.g. --out FILE, --no-notebook).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d .venv ]; then
-  python3 -m venv .venv && . .venv/bin/activate && pip install -q -r requirements.txt -e .
-else
+if [ -d .venv ]; then
   . .venv/bin/activate
+elif ! python3 -c "import torch, cgan_course" 2>/dev/null; then  # the lent machine may be offline: try the system
+  python3 -m venv .venv && . .venv/bin/activate && pip install -q -r requirements.txt -e .
 fi
 out=benchmarks/results/gpu_check.json
 for arg in "$@"; do [ "$arg" = "--cpu" ] && out=runs/gpu_check-cpu.json; done

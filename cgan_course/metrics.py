@@ -836,8 +836,11 @@ CONTROL_PAIRS = (("airplane", "frog"), ("horse", "ship"), ("cat", "dog"), ("truc
 
 
 def _mean_ci(x: torch.Tensor) -> tuple[float, float]:
-    """Mean and the half-width of a normal 95% interval over the first dimension."""
-    return x.mean().item(), 1.96 * x.std().item() / max(1, x.numel()) ** 0.5
+    """Mean of the values ``x`` [n] and the half-width of a Student-t 95% interval for it."""
+    from scipy import stats
+
+    n = x.numel()
+    return x.mean().item(), float(stats.t.ppf(0.975, n - 1)) * x.std().item() / n ** 0.5
 
 
 @torch.no_grad()
@@ -850,8 +853,9 @@ def class_control(G: nn.Module, classifier: ClassifierFeatures, pairs=CONTROL_PA
     ``gap`` (their difference) is 0.
 
     Returns ``{"pairs": {"A -> B": {"p_b_given_a", "p_b_given_a_ci95", "p_b_given_b",
-    "p_b_given_b_ci95", "gap"}}, "min_p_b_given_b", "max_p_b_given_a", "mean_gap", "num_latents",
-    "temperature"}`` (intervals: 95% half-widths over the latents).
+    "p_b_given_b_ci95", "gap", "gap_ci95"}}, "min_p_b_given_b", "max_p_b_given_a", "mean_gap",
+    "num_latents", "temperature"}`` (intervals: half-widths of Student-t 95% intervals over the
+    latents; the gap's is paired, the same z on both sides).
     """
     if num_latents < 2:
         raise CourseError(f"num_latents must be >= 2 (an interval needs two), got {num_latents}")
@@ -866,10 +870,10 @@ def class_control(G: nn.Module, classifier: ClassifierFeatures, pairs=CONTROL_PA
         for a_name, b_name in pairs:
             a, b = class_index(G, a_name), class_index(G, b_name)
             p_a, p_b = (classifier.probabilities(generate(G, z, torch.full((num_latents,), c)))[:, b] for c in (a, b))
-            (m_a, ci_a), (m_b, ci_b) = _mean_ci(p_a), _mean_ci(p_b)
+            (m_a, ci_a), (m_b, ci_b), (gap, ci_gap) = _mean_ci(p_a), _mean_ci(p_b), _mean_ci(p_b - p_a)  # paired
             out[f"{a_name} -> {b_name}"] = {"p_b_given_a": round(m_a, 4), "p_b_given_a_ci95": round(ci_a, 4),
                                             "p_b_given_b": round(m_b, 4), "p_b_given_b_ci95": round(ci_b, 4),
-                                            "gap": round(m_b - m_a, 4)}
+                                            "gap": round(gap, 4), "gap_ci95": round(ci_gap, 4)}
     finally:
         G.train(was_training)
     rows = out.values()

@@ -40,6 +40,5 @@ def recipe(name: str, model: dict | None = None, **changes) -> TrainConfig:
     if name not in RECIPES:
         raise CourseError(f"recipe must be one of {', '.join(RECIPES)}, got {name!r}")
     base = RECIPES[name]
-    if model:
-        changes["model"] = dataclasses.replace(base.model, **model)
+    changes["model"] = dataclasses.replace(base.model, **(model or {}))  # a copy: editing it leaves RECIPES alone
     return dataclasses.replace(base, **changes)

@@ -349,10 +349,14 @@ def _train_locked(cfg: TrainConfig, place: Placement, data, batches, loss) -> Tr
     if cfg.resume and ckpt_path.is_file():
         _resume(state, cfg, ckpt_path, place, classes, fingerprint)
     else:
+        start = load_train_state(cfg.init_from) if cfg.init_from else None  # checked before --overwrite deletes
+        if start is not None and cfg.steps <= start["step"]:
+            raise CourseError(f"--steps {cfg.steps} is not beyond the training state's step {start['step']:,}: --steps "
+                              f"counts from the first run, so pass more (e.g. --steps {start['step'] + 10_000})")
         if place.is_main:
             _start_over(cfg)
-        if cfg.init_from:
-            init_from_train_state(state, cfg, classes)
+        if start is not None:
+            init_from_train_state(state, cfg, classes, start)
     _wrap(state, cfg, place)
     # the config owns the class term's weight (it is what the checkpoint records), also for a custom loss
     loss = dataclasses.replace(loss, ac_weight=cfg.ac_weight) if loss else GANLoss.named(resolved_loss(cfg), cfg.ac_weight)
@@ -771,16 +775,23 @@ def load_train_state(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: the field 'step' must be an integer in [0, {MAX_STEPS}], got {shown(saved['step'])}")
     if not isinstance(saved["config"], dict) or not isinstance(saved["config"].get("model"), dict):
         raise CheckpointError(f"{path}: the field 'config' must be a dict with the model's config under 'model'")
+    for key in ("G", "D", "G_ema"):
+        weights = saved[key]
+        if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+            raise CheckpointError(f"{path}: the field {key!r} must map parameter names to tensors")
+        if not all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point()):
+            raise CheckpointError(f"{path}: the {key} weights hold NaN or inf (beyond fp16's range?); export it again")
     return saved
 
 
-def init_from_train_state(state: TrainState, cfg: TrainConfig, classes: list[str] | None) -> None:
+def init_from_train_state(state: TrainState, cfg: TrainConfig, classes: list[str] | None,
+                          saved: dict | None = None) -> None:
     """Start ``state`` from the training state ``cfg.init_from``: G, D and EMA weights and the step
     count (so ``--steps`` still counts from the first run, and the EMA keeps its full decay). The
     model must be the same, except that a D class head the state lacks may be added: it starts
     from its initial weights (fine-tuning a generator with an AC-style head)."""
     path = Path(cfg.init_from)
-    saved = load_train_state(path)
+    saved = saved if saved is not None else load_train_state(path)
     old_model = with_legacy_fields(saved["config"]["model"])
     adds_head = cfg.model.class_head and not old_model.get("class_head", False)
     check_model_config({**old_model, "class_head": cfg.model.class_head} if adds_head else old_model, cfg.model, path)

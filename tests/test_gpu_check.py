@@ -19,7 +19,7 @@ def test_gpu_check_runs_on_the_cpu_and_writes_its_json(tmp_path):
     assert result["throughput"]["fp32"]["images_per_s"] > 0
     assert result["throughput"]["tf32"] == {"skipped": "CUDA only"}
     assert "skipped" in result["host_syncs"] and "notebook_04" not in result
-    assert proc.stdout.strip().splitlines()[-1].startswith("JSON: ")
+    assert proc.stdout.strip().splitlines()[-1].startswith("JSON: ") and result["complete"] is True
 
 
 def test_the_shell_wrapper_is_bounded_and_passes_its_arguments():

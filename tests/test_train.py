@@ -20,6 +20,7 @@ from cgan_course.data import DeviceBatches, load_cifar10
 from cgan_course.losses import d_loss_hinge, g_loss_hinge
 from cgan_course.models import ModelConfig
 from cgan_course.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from cgan_course.errors import CourseError
 from cgan_course.train import (EMA, GANLoss, Placement, TrainConfig, TrainingDiverged, TrainState, config_from_args,
                                gan_step, load_generator_from_checkpoint, train, uses_channels_last)
 
@@ -622,11 +623,16 @@ def test_a_run_starts_from_a_compact_training_state(tmp_path, sample):
     assert saved["step"] == 3 and all(v.dtype == torch.float16 for v in saved["G"].values() if v.is_floating_point())
     assert path.stat().st_size < (first.out / "checkpoint.pt").stat().st_size / 2  # no optimiser moments
     cfg = tiny_cfg(tmp_path, steps=3, out=str(tmp_path / "second"), init_from=str(path))
-    second = train(cfg, sample)
-    assert second.step == 3 and second.history == []  # already at the state's step: nothing to do
-    loaded = {k: v.half() for k, v in second.G.state_dict().items() if v.is_floating_point()}
+    with pytest.raises(CourseError, match=r"--steps 3 is not beyond the training state's step 3: --steps counts from"):
+        train(cfg, sample)  # it used to return at once, silently
+    from cgan_course.train import init_from_train_state
+
+    fresh = TrainState.new(cfg, iter(()), CPU)
+    init_from_train_state(fresh, dataclasses.replace(cfg, steps=5), None)  # what train() does before its loop
+    assert fresh.step == 3
+    loaded = {k: v.half() for k, v in fresh.G.state_dict().items() if v.is_floating_point()}
     assert all(torch.equal(loaded[k], v) for k, v in saved["G"].items() if v.is_floating_point())
-    longer = train(dataclasses.replace(cfg, out=str(tmp_path / "third"), steps=5), sample)
+    longer = train(dataclasses.replace(cfg, out=str(tmp_path / "third"), steps=5, log_every=1), sample)
     assert longer.step == 5 and [r["step"] for r in longer.history] == [4, 5]
 
 
