@@ -856,15 +856,36 @@ def config_from_args(argv: list[str] | None = None) -> TrainConfig:
     model = parser.add_argument_group("model")
     _add_dataclass_args(model, ModelConfig, set())
     _add_dataclass_args(parser, TrainConfig, {"model"})
-    chosen = parser.parse_known_args(argv)[0].recipe
-    if chosen is not None:  # the recipe's values become the defaults, so explicit flags still win
-        base = RECIPES[chosen]
+    model_names = {f.name for f in dataclasses.fields(ModelConfig)}
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)} - {"model"}
+    known = parser.parse_known_args(argv)[0]
+    if known.recipe is not None:  # the recipe's values become the defaults, so explicit flags still win
+        base = RECIPES[known.recipe]
         parser.set_defaults(**dataclasses.asdict(base.model), **{k: v for k, v in base.to_dict().items() if k != "model"})
+    saved = _resumable_config(Path(known.out) / "checkpoint.pt") if known.resume else None
+    if saved is not None:  # --resume continues with the run's own settings; only options given explicitly differ
+        parser.set_defaults(**{k: v for k, v in saved.pop("model").items() if k in model_names},
+                            **{k: v for k, v in saved.items() if k in train_names and k not in RESUME_MAY_CHANGE})
     args = vars(parser.parse_args(argv))
     args.pop("recipe")
     model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
     model_cfg = ModelConfig(**{k: v for k, v in args.items() if k in model_fields})
     return TrainConfig(model=model_cfg, **{k: v for k, v in args.items() if k not in model_fields})
+
+
+def _resumable_config(path: Path) -> dict | None:
+    """The saved config of the checkpoint a ``--resume`` will continue, or None (no such file, or
+    one ``train`` itself will refuse with the full message)."""
+    if not path.is_file():
+        return None
+    try:
+        saved = load_checkpoint(path)
+    except CheckpointError:
+        return None
+    config = saved.get("config") if isinstance(saved, dict) else None
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
+        return None
+    return {**config, "model": with_legacy_fields(config["model"])}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -305,3 +305,15 @@ def test_a_run_without_a_log_resumes_without_inventing_one(tmp_path, capsys):
     run(out, "--steps", "2", "--log-every", "0")
     run(out, "--steps", "3", "--log-every", "0", "--resume")
     assert not (out / "log.csv").exists() and "rebuilt" not in capsys.readouterr().out
+
+
+def test_resume_continues_with_the_runs_own_settings(tmp_path, cli_error):
+    """A run started with --recipe (or any options) resumes with --resume alone; an option given
+    explicitly that changes the run is still refused."""
+    out = tmp_path / "run"
+    run(out, "--recipe", "pretrained-ac", "--g-width", "8", "--d-width", "8", "--steps", "1")
+    run(out, "--steps", "2", "--resume")  # no --recipe, no widths: the checkpoint's settings
+    assert load_checkpoint(out / "checkpoint.pt")["config"]["ac_weight"] == 1.0
+    assert logged_steps(out) == [1, 2]
+    cli_error(main, [*TINY, "--out", str(out), "--steps", "3", "--resume", "--beta2", "0.5"],
+              r"was trained with other settings: --beta2 0.5 \(checkpoint: 0.9\)")
