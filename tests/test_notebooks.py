@@ -266,3 +266,21 @@ def test_format_table():
     assert "01_a.ipynb  ok" in table and "02_b.ipynb  FAILED" in table
     assert max(len(line) for line in table.splitlines()) < 100  # long errors are cut
     assert table.splitlines()[-1].split() == ["total", "1", "ok,", "1", "failed", "3.5", "s"]
+
+
+def test_course_runner_refuses_a_folder_it_cannot_write_before_running_anything(tiny_course, cli_error, monkeypatch):
+    """A read-only notebooks folder with --inplace used to fail notebook by notebook, with no status
+    table. Root may write anywhere, so the write failure is simulated where the runner probes."""
+    import tempfile
+
+    real = tempfile.TemporaryFile
+
+    def read_only(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir).resolve() == tiny_course.resolve():
+            raise PermissionError(13, "Permission denied")
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(course.tempfile, "TemporaryFile", read_only)
+    cli_error(course.main, ["--inplace", "--notebooks", str(tiny_course)],
+              r"error: the notebooks folder \(--inplace\) .* is not writable \(Permission denied\): pass a folder you "
+              r"can write to")
