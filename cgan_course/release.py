@@ -240,7 +240,7 @@ def _run(args: argparse.Namespace) -> None:
                                args.num_samples, args.note, history)
     for k, v in card["metrics"].items():
         print(f"{k}: {v['text'] if isinstance(v, dict) and 'text' in v else v}")
-    print(f"wrote {', '.join(RELEASE_FILES[:3])} to {out}")
+    print(f"wrote {', '.join(RELEASE_FILES)} to {out}")
 
 
 if __name__ == "__main__":
