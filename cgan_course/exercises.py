@@ -177,6 +177,10 @@ def check_coverage_over_training(result, coverage, ever_all_modes, sigma: float 
 def check_minimax_toy(result, d_fake_mean) -> None:
     """``d_fake_mean``: the mean of D(G(z)) = sigmoid(logit) of ``result.D`` on the last frame's samples."""
     fb = Feedback("01.2")
+    loss = getattr(getattr(result, "config", None), "generator_loss", None)
+    fb.expect(loss == "minimax", "the run was trained with the minimax generator loss",
+              f"this run was trained with the {loss or 'unknown'} generator loss: train it with "
+              "toy.train_toy(toy.ToyConfig(generator_loss=\"minimax\"))")
     _, pts = _toy_frames(result)[-1]
     k = result.D.num_classes
     y = toy.balanced_labels(len(pts), k) if k else None
@@ -196,6 +200,15 @@ def check_minimax_toy(result, d_fake_mean) -> None:
             f"{1 - p:.3f}; modes covered {cov['modes_covered']}/{result.centers.shape[0]}")
     fb.note("where D rejects the fakes (D near 0) the minimax gradient vanishes: section 3's plot")
     fb.done()
+
+
+def _safe(fb: Feedback, fn, *args):
+    """``fn(*args)``; an exception (a wrong signature, say) becomes a verdict, not a crash."""
+    try:
+        return fn(*args)
+    except Exception as err:  # noqa: BLE001 - the learner's code
+        fb.wrong(f"{getattr(fn, '__name__', 'the function')}{args[1:]!r} raised {type(err).__name__}: {err}"[:300])
+        return None
 
 
 def _mixture_value() -> tuple[float, float]:
@@ -482,8 +495,11 @@ def check_bias_head(head_cls: type, features: int = 16, num_classes: int = 10) -
 
 
 @_exercise("03.3", "sigma(W) by power iteration")
-def check_power_iteration(sigma_fn: Callable[[torch.Tensor], float]) -> None:
-    """``sigma_fn(W)`` for a 2-D ``W [m, n]``: its largest singular value, by power iteration."""
+def check_power_iteration(sigma_fn: Callable[[torch.Tensor, int], float]) -> None:
+    """``sigma_fn(W, iterations)`` for a 2-D ``W [m, n]``: its largest singular value, by that many
+    steps of power iteration. The check makes sure it iterates: on a matrix whose two largest
+    singular values are close, one step must still be short of sigma and 300 steps close to it
+    (an exact SVD, ``torch.linalg.svdvals``, is right at once and fails the first test)."""
     fb = Feedback("03.3")
     gen = torch.Generator().manual_seed(0)
     conv = models.build_discriminator(models.ModelConfig(d_width=8)).body[2]
@@ -493,7 +509,7 @@ def check_power_iteration(sigma_fn: Callable[[torch.Tensor], float]) -> None:
              "a D conv weight, (out, in * k * k)": conv.parametrizations.weight.original.detach().flatten(1)}
     for name, W in cases.items():
         true = torch.linalg.matrix_norm(W, 2).item()
-        got = _number(fb, f"sigma_fn on {name}", sigma_fn(W.clone()))
+        got = _number(fb, f"sigma_fn on {name}", _safe(fb, sigma_fn, W.clone(), 100))
         if got is None:
             continue
         if _close(got, torch.linalg.matrix_norm(W, "fro").item(), 1e-3) and not _close(got, true, 1e-3):
@@ -504,6 +520,15 @@ def check_power_iteration(sigma_fn: Callable[[torch.Tensor], float]) -> None:
             fb.expect(_close(got, true, 1e-3), f"{name}: sigma = {true:.4f}",
                       f"{name}: sigma should be {true:.4f}, got {got:.4f}: iterate v <- W^T u / ||.||, "
                       "u <- W v / ||.|| (50 times), then sigma = u^T W v")
+    q1, _ = torch.linalg.qr(torch.randn(30, 30, generator=gen))
+    q2, _ = torch.linalg.qr(torch.randn(20, 20, generator=gen))
+    close = q1[:, :20] @ torch.diag(torch.linspace(1.0, 0.5, 20)) @ q2.T  # sigma 1.0, then 0.97, 0.95, ...
+    few, many = (_number(fb, f"sigma_fn(W, {k})", _safe(fb, sigma_fn, close.clone(), k)) for k in (1, 300))
+    if few is not None and many is not None:
+        fb.expect(few < 0.995 and abs(many - 1.0) < 0.02,
+                  f"it iterates: one step gives {few:.3f}, 300 steps {many:.3f} (sigma = 1, the next 0.97)",
+                  f"one step gave {few:.4f} and 300 steps {many:.4f}, for sigma = 1 with the next singular value "
+                  "0.97: power iteration approaches sigma from below, step by step (no SVD, no matrix_norm)")
     fb.done()
 
 

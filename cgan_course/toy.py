@@ -195,6 +195,7 @@ class ToyResult:
     frames: list[tuple[int, torch.Tensor]]  # (step, generated points [n_eval, 2]) over training
     history: dict[str, list[float]] = field(default_factory=dict)  # "step", "d_loss", "g_loss"
     seconds: float = 0.0  # wall-clock training time
+    config: ToyConfig | None = None  # what it was trained with (train_toy records it)
 
 
 def train_toy(cfg: ToyConfig) -> ToyResult:
@@ -211,7 +212,9 @@ def train_toy(cfg: ToyConfig) -> ToyResult:
         torch.set_num_threads(cfg.threads)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
-            return training_loop(cfg)
+            result = training_loop(cfg)
+            result.config = cfg
+            return result
     finally:
         torch.set_num_threads(threads)
 

@@ -160,9 +160,29 @@ def test_bias_head_rejects_a_projection():
 
 def test_power_iteration_names_frobenius_and_squared():
     with pytest.raises(NotYetRight, match="Frobenius norm"):
-        exercises.check_power_iteration(lambda W: torch.linalg.matrix_norm(W, "fro").item())
+        exercises.check_power_iteration(lambda W, k: torch.linalg.matrix_norm(W, "fro").item())
     with pytest.raises(NotYetRight, match="sigma squared"):
-        exercises.check_power_iteration(lambda W: torch.linalg.matrix_norm(W, 2).item() ** 2)
+        exercises.check_power_iteration(lambda W, k: torch.linalg.matrix_norm(W, 2).item() ** 2)
+
+
+def test_power_iteration_must_iterate(capsys):
+    """Issue 22: an exact SVD used to pass; now one step must fall short of sigma."""
+    with pytest.raises(NotYetRight, match="power iteration approaches sigma from below, step by step"):
+        exercises.check_power_iteration(lambda W, k: torch.linalg.svdvals(W)[0].item())
+    with pytest.raises(NotYetRight, match=r"raised TypeError"):  # the old one-argument signature
+        exercises.check_power_iteration(lambda W: torch.linalg.svdvals(W)[0].item())
+    assert "✗" in capsys.readouterr().out
+
+
+def test_minimax_check_needs_the_minimax_run():
+    """Issue 22: the default (non-saturating) run used to pass 01.2."""
+    from cgan_course import toy
+
+    default = toy.train_toy(toy.ToyConfig(steps=60))
+    with torch.no_grad():
+        d_fake = torch.sigmoid(default.D(default.frames[-1][1])).mean().item()
+    with pytest.raises(NotYetRight, match=r"trained with the nonsaturating generator loss|trained with the .* loss"):
+        exercises.check_minimax_toy(default, d_fake)
 
 
 def test_conditioning_params_hints():
