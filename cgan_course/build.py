@@ -26,6 +26,7 @@ exercises solved; ``RESULTS`` records each build's outcome for a grader.
 """
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -375,4 +376,56 @@ def check_slerp(slerp) -> None:
     if ok:
         fb.right("matches sampling.slerp in 2, 16 and 128 dimensions, and for parallel and equal ends (the "
                  "direction fixed, the norm linear)")
+    fb.done()
+
+
+# ----------------------------------------------------------------------------------------------
+# 04 · the EMA of the generator's weights
+
+
+def _reference_ema_update(ema_params, params, decay):
+    with torch.no_grad():
+        for p_ema, p in zip(ema_params, params):
+            p_ema.lerp_(p, 1.0 - decay)  # p_ema <- decay * p_ema + (1 - decay) * p
+
+
+@_build("04.A", "the EMA update: theta_ema <- d theta_ema + (1 - d) theta, in place",
+        ("ema_update",), lambda: (_reference_ema_update,))
+def check_ema_update(ema_update) -> None:
+    fb = Feedback("04.A")
+    g = torch.Generator().manual_seed(0)
+    ok = True
+    for decay, shapes in [(0.9, [(3,), (2, 5)]), (0.999, [(4, 4, 3, 3)]), (0.0, [(6,)]), (0.5, [(1,), (7, 2)])]:
+        mine = [torch.randn(s, generator=g) for s in shapes]
+        params = [torch.randn(s, generator=g) for s in shapes]
+        want = [m.clone() for m in mine]
+        _reference_ema_update(want, params, decay)
+        before = [m.data_ptr() for m in mine]
+        if _call(fb, "ema_update", ema_update, mine, [p.clone() for p in params], decay) is None and fb.problems:
+            ok = False
+            break
+        if [m.data_ptr() for m in mine] != before:
+            fb.wrong("ema_update must change the EMA tensors in place (p_ema.mul_(...).add_(...) or lerp_), "
+                     "not make new ones: the EMA model holds the tensors it was given")
+            ok = False
+            break
+        for m, w in zip(mine, want):
+            ok &= _same(fb, "the EMA after one update", m, w, f"decay {decay}, shapes {shapes}")
+        if not ok:
+            fb.note("theta_ema <- d theta_ema + (1 - d) theta: the old average keeps the weight d (close to 1)")
+            break
+    if ok:
+        fb.right("in place, theta_ema <- d theta_ema + (1 - d) theta, for d = 0, 0.5, 0.9 and 0.999")
+        G = models.build_generator(models.ModelConfig(g_width=8, z_dim=16))
+        ema_mine, ema_ref = (copy.deepcopy(G).requires_grad_(False) for _ in range(2))
+        with torch.no_grad():
+            for _ in range(5):  # G moves; both averages follow it
+                for p in G.parameters():
+                    p.add_(0.1 * torch.randn(p.shape, generator=g))
+                _call(fb, "ema_update", ema_update, list(ema_mine.parameters()), list(G.parameters()), 0.8)
+                _reference_ema_update(list(ema_ref.parameters()), list(G.parameters()), 0.8)
+            z, y = torch.randn(4, 16, generator=g), torch.arange(4)
+            same = torch.allclose(ema_mine.eval()(z, y), ema_ref.eval()(z, y), atol=1e-5)
+        fb.expect(same, "averaging a generator's weights over five updates, it draws the same images as the course's EMA",
+                  "averaging a generator over five updates, it draws other images than the course's EMA")
     fb.done()

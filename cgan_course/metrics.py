@@ -779,6 +779,35 @@ def _check_judge(G: nn.Module, features: ClassifierFeatures) -> None:
                           "(downsample the samples and score them as images) or train a classifier at that size")
 
 
+@torch.no_grad()
+def paired_label_fidelity(G_a: nn.Module, G_b: nn.Module, classifier: ClassifierFeatures, num_samples: int = 1000,
+                          seed: int = 0) -> dict:
+    """Label fidelity of two generators on the *same* latents and classes, and the difference
+    b - a with its 95% interval from the paired per-sample differences (a comparison of two
+    separate intervals ignores the pairing and is not a test; overlapping intervals do not mean
+    "no difference"). Returns ``{"a", "b", "difference", "ci95", "a_only", "b_only", "n"}``:
+    ``a_only``/``b_only`` count the samples only one of them gets right."""
+    for G in (G_a, G_b):
+        _check_judge(G, classifier)
+    k = G_a.num_classes
+    y = torch.arange(num_samples) % k  # class-balanced
+    z = sample_latents(num_samples, G_a.z_dim, seed)
+    right = []
+    for G in (G_a, G_b):
+        was_training = G.training
+        G.eval()
+        try:
+            right.append(classifier.features_and_logits(generate(G, z, y))[1].argmax(1) == y)
+        finally:
+            G.train(was_training)
+    a, b = (r.float() for r in right)
+    diff = b - a  # (n,) in {-1, 0, 1}
+    half = 1.96 * diff.std().item() / num_samples ** 0.5
+    return {"a": a.mean().item(), "b": b.mean().item(), "difference": diff.mean().item(),
+            "ci95": (diff.mean().item() - half, diff.mean().item() + half),
+            "a_only": int((a > b).sum()), "b_only": int((b > a).sum()), "n": num_samples}
+
+
 def wilson_interval(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     """The Wilson score interval of a proportion ``p`` measured on ``n`` trials (95% for z = 1.96):
     how far a label accuracy on n samples may sit from the generator's true rate."""

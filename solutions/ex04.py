@@ -87,5 +87,20 @@ def solve_4(fast: bool = False) -> dict:
     return dict(run_folder=out)
 
 
+
+# ----------------------------------------------------------------------------------------------
+# Build exercise A (cgan_course.build, "04.A")
+
+
+def build_A():
+    import torch
+
+    def ema_update(ema_params, params, decay):  # in place: the EMA model keeps its tensors
+        with torch.no_grad():
+            for p_ema, p in zip(ema_params, params):
+                p_ema.mul_(decay).add_(p, alpha=1 - decay)
+
+    return (ema_update,)
+
 if __name__ == "__main__":
     exercises.check_solutions(sys.modules[__name__], "04")

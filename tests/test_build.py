@@ -126,16 +126,36 @@ def _textbook_slerp(z0, z1, t):  # right on generic ends, NaN when the direction
 WRONG_SLERP = {"normalised lerp": _nlerp, "no case for parallel ends": _textbook_slerp, "lerp": lambda z0, z1, t: (1 - t[:, None]) * z0 + t[:, None] * z1,
                "constant norm |z0|": lambda z0, z1, t: B.solution("05.B")[0](z0, z1 * z0.norm() / z1.norm(), t)}
 
-WRONG = {"01.A": WRONG_LOSSES, "03.A": {k: (v,) for k, v in WRONG_CBN.items()},
+def _ema_wrong_side(ema, params, d):
+    with torch.no_grad():
+        for e, p in zip(ema, params):
+            e.mul_(1 - d).add_(p, alpha=d)
+
+
+def _ema_new_tensors(ema, params, d):
+    for i, (e, p) in enumerate(zip(ema, params)):
+        ema[i] = d * e + (1 - d) * p  # a new tensor: the EMA model never sees it
+
+
+def _ema_copy(ema, params, d):
+    with torch.no_grad():
+        for e, p in zip(ema, params):
+            e.copy_(p)
+
+
+WRONG_EMA = {"decay on the wrong side": _ema_wrong_side, "new tensors, not in place": _ema_new_tensors,
+             "a copy, not an average": _ema_copy}
+
+WRONG = {"01.A": WRONG_LOSSES, "04.A": {k: (v,) for k, v in WRONG_EMA.items()}, "03.A": {k: (v,) for k, v in WRONG_CBN.items()},
          "03.B": {k: (v,) for k, v in WRONG_PROJECTION.items()}, "05.A": {k: (v,) for k, v in WRONG_FD.items()},
          "05.B": {k: (v,) for k, v in WRONG_SLERP.items()}}
-STUBS = {"01.A": (stub, stub, stub), "03.A": (StubCBN,), "03.B": (stub,), "05.A": (stub,), "05.B": (stub,)}
+STUBS = {"01.A": (stub, stub, stub), "04.A": (stub,), "03.A": (StubCBN,), "03.B": (stub,), "05.A": (stub,), "05.B": (stub,)}
 
 
 def test_every_build_has_a_stub_and_at_least_two_wrong_answers_here():
     assert set(WRONG) == set(STUBS) == set(B.BUILDS)
     assert all(len(w) >= 2 for w in WRONG.values())
-    assert len(B.BUILDS) >= 5 and len({b.notebook for b in B.BUILDS.values()}) >= 3
+    assert len(B.BUILDS) >= 6 and len({b.notebook for b in B.BUILDS.values()}) >= 4
 
 
 @pytest.mark.parametrize("key", sorted(B.BUILDS))

@@ -383,3 +383,13 @@ def test_class_recall_is_zero_for_a_generator_that_ignores_z(sample_test):
     assert varied["recall"] > 0.3 and varied["precision"] > 0.5, varied  # real images of the class
     with pytest.raises(CourseError, match=r"k must be in \[2, per_class\)"):
         metrics.class_recall(PickG(*sample_test), clf, *sample_test, per_class=3, k=3)
+
+
+@needs_classifier
+def test_paired_label_fidelity_of_a_generator_with_itself_is_exactly_zero_and_finds_a_real_gap(sample_test):
+    clf = metrics.ClassifierFeatures()
+    obedient, blind = PickG(*sample_test), PickG(*sample_test, ignore="y")
+    same = metrics.paired_label_fidelity(obedient, obedient, clf, num_samples=60)
+    assert same["difference"] == 0.0 and same["ci95"] == (0.0, 0.0) and same["a_only"] == same["b_only"] == 0
+    gap = metrics.paired_label_fidelity(blind, obedient, clf, num_samples=60)
+    assert gap["ci95"][0] > 0.3 and gap["b_only"] > gap["a_only"]  # real images of the class beat random ones
