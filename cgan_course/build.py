@@ -38,7 +38,7 @@ import torch.nn as nn
 
 from . import losses, metrics, models, sampling
 from .errors import CourseError
-from .exercises import SOLUTIONS_DIR, Feedback, NotYetRight
+from .exercises import SOLUTIONS_DIR, Feedback, NotYetRight, call_learner
 
 SOLUTIONS_ENV = "CGAN_COURSE_SOLUTIONS"
 
@@ -113,14 +113,8 @@ def build(key: str, *functions) -> tuple:
 
 
 def _call(fb: Feedback, name: str, fn, *args):
-    """``fn(*args)``; an exception other than NotImplementedError becomes a verdict, not a crash."""
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        raise
-    except Exception as err:  # noqa: BLE001 - the learner's code: any failure is feedback
-        fb.wrong(f"{name} raised {type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}")
-        return None
+    """The learner's ``fn(*args)``; the stub's NotImplementedError goes through (build falls back)."""
+    return call_learner(fb, name, fn, *args, reraise=(NotImplementedError,))
 
 
 def _same(fb: Feedback, name: str, got, want: torch.Tensor, where: str, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
