@@ -14,7 +14,7 @@ LAYERS = [
     {"errors", "validate", "runtime", "runlock"},
     {"data", "models", "losses", "diffaugment", "checkpoints"},
     {"sampling", "config", "recipes", "train", "classifier", "pretrained", "metrics", "toy"},
-    {"widgets", "serve", "release", "exercises", "build", "grade", "course", "figures", "diagrams"},
+    {"widgets", "serve", "release", "exercises", "build", "grade", "course", "figures", "diagrams", "site"},
 ]
 LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 
