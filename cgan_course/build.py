@@ -27,6 +27,7 @@ exercises solved; ``RESULTS`` records each build's outcome for a grader.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from . import losses, metrics, models, sampling
+from . import data, losses, metrics, models, sampling, train
 from .errors import CourseError
 from .exercises import SOLUTIONS_DIR, Feedback, NotYetRight, call_learner
 
@@ -423,3 +424,79 @@ def check_ema_update(ema_update) -> None:
         fb.expect(same, "averaging a generator's weights over five updates, it draws the same images as the course's EMA",
                   "averaging a generator over five updates, it draws other images than the course's EMA")
     fb.done()
+
+
+# ----------------------------------------------------------------------------------------------
+# 04 · the training step
+
+
+_HINGE = train.GANLoss.named("hinge")
+_STEP_MODEL = models.ModelConfig(g_width=8, d_width=8, z_dim=16)  # tiny: four steps take a second
+_STEP_CHECKED = 4  # steps trained both ways; a missing zero_grad shows from the second on
+
+
+def _reference_train_step(G, D, opt_g, opt_d, x_real, y_real, z_d, y_d, z_g, y_g):
+    """The package's two phases (``train.d_phase``, ``train.g_phase``) with the hinge loss, fp32."""
+    loss_d, _, _ = train.d_phase(G, D, opt_d, _HINGE, x_real, y_real, z_d, y_d)
+    return loss_d, train.g_phase(G, D, opt_g, _HINGE, z_g, y_g)
+
+
+@functools.cache
+def _step_batches() -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    images, labels = data.load_cifar10(source="sample")  # the committed 1,000 images
+    batches = data.DeviceBatches(images, labels, 16, torch.device("cpu"), seed=0)
+    return tuple(next(batches) for _ in range(_STEP_CHECKED))
+
+
+def _step_state(cfg: train.TrainConfig) -> train.TrainState:
+    return train.TrainState.new(cfg, iter(_step_batches()), train.Placement(torch.device("cpu")))
+
+
+def _relative_gap(mine: nn.Module, ref: nn.Module, start: nn.Module) -> float:
+    """||theta_mine - theta_ref|| / ||theta_ref - theta_start|| over weights and buffers: how far
+    the learner's training went from the package's, in units of how far the package's moved."""
+    def flat(m: nn.Module) -> torch.Tensor:
+        return torch.cat([v.detach().float().flatten() for v in m.state_dict().values()])
+    moved = (flat(ref) - flat(start)).norm().item()
+    return (flat(mine) - flat(ref)).norm().item() / max(moved, 1e-12)
+
+
+@_build("04.B", "the training step: D's update on real and detached fake images, then G's through D (hinge)",
+        ("train_step",), lambda: (_reference_train_step,))
+def check_train_step(train_step) -> None:
+    fb = Feedback("04.B")
+    cfg = train.TrainConfig(model=_STEP_MODEL, batch_size=16, steps=_STEP_CHECKED, loss="hinge", d_steps=1,
+                            fake_labels="uniform", reuse_fakes=False, progress=False)
+    ref = _step_state(cfg)  # seeded by cfg.seed: the same weights and random numbers both ways
+    G0, D0 = copy.deepcopy(ref.G), copy.deepcopy(ref.D)
+    ref_losses = [train.gan_step(ref, _HINGE, cfg)[:2] for _ in range(_STEP_CHECKED)]  # the package's step
+
+    mine = _step_state(cfg)  # the same start; latents drawn in gan_step's order
+    for i, (x_real, y_real) in enumerate(_step_batches()):
+        z_d, y_d = train.latents(cfg.model, cfg.batch_size, x_real.device)
+        z_g, y_g = train.latents(cfg.model, cfg.batch_size, x_real.device)
+        out = _call(fb, "train_step", train_step, mine.G, mine.D, mine.opt_g, mine.opt_d,
+                    x_real, y_real, z_d, y_d, z_g, y_g)
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            fb.wrong(f"train_step must return (loss_d, loss_g), got {type(out).__name__}")
+            fb.done()
+        if not all(_same(fb, name, got, want, f"step {i + 1}", atol=1e-4)
+                   for name, got, want in zip(("loss_d", "loss_g"), out, ref_losses[i])):
+            fb.note("loss_d = mean(relu(1 - D(x_real, y_real))) + mean(relu(1 + D(G(z_d, y_d), y_d))), "
+                    "loss_g = -mean(D(G(z_g, y_g), y_g)): losses.d_loss_hinge / g_loss_hinge")
+            break
+    else:
+        fb.right(f"the same losses as the package's step for {_STEP_CHECKED} steps on the committed sample")
+    gap_g, gap_d = _relative_gap(mine.G, ref.G, G0), _relative_gap(mine.D, ref.D, D0)
+    same = gap_g < 1e-3 and gap_d < 1e-3
+    fb.expect(same, f"after {_STEP_CHECKED} steps your G and D hold the package's weights (relative gaps "
+                    f"{gap_g:.1e}, {gap_d:.1e})",
+              f"after {_STEP_CHECKED} steps your G and D are not the package's (relative gaps: G {gap_g:.2g}, "
+              f"D {gap_d:.2g}; 0 is right)")
+    if not same:
+        fb.note("the usual suspects: D's fakes must come from (z_d, y_d) under torch.no_grad(); G's from "
+                "(z_g, y_g) *with* their graph; zero each optimiser's gradients before its backward (the "
+                "G phase leaves gradients in D); D first, then G; D scores real and fake in one pass "
+                "(train.discriminate), as a spectrally normalised D updates its estimate at every pass")
+    fb.done()
+

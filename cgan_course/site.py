@@ -1,6 +1,6 @@
 """The course as a static website, built from the committed notebooks and their outputs.
 
-    python -m cgan_course.site build --out site/                  # about a minute; nothing executes
+    python -m cgan_course.site build --out site/                  # seconds; nothing executes
     python -m cgan_course.site build --out site/ --repo-url https://github.com/<you>/<fork>
     python -m cgan_course.site serve site/                        # http://127.0.0.1:8000/
     python -m cgan_course.site check site/                        # every internal link and anchor
@@ -67,6 +67,12 @@ NOTEBOOK_NAME = re.compile(r"^\d\d_.+\.ipynb$")
 LOCAL_LINK = re.compile(r"\]\(([^)\s]+)\)")  # markdown links and images: ](path)
 
 
+# the concept map keeps a readable size on a projector (it scrolls sideways on a phone)
+SITE_CSS = """div.graphviz { overflow-x: auto; }
+object.graphviz { width: 1150px; max-width: none; }
+"""
+
+
 class SiteError(CourseError):
     """The site cannot be built or checked; the message says why and what to do."""
 
@@ -114,9 +120,12 @@ def mermaid_to_dot(source: str) -> str:
                             f"(subgraph/end, id[\"label\"], a --> b): {line!r}")
     if current is not None:
         raise SiteError(f"concept map: subgraph {current!r} is not closed with 'end'")
+    if (clash := sorted(set(clusters) & set(home))):
+        raise SiteError(f"concept map: {clash[0]!r} is both a subgraph and a node; edges to a subgraph are not "
+                        "supported: point them at a node inside it")
 
     def node(name: str) -> str:
-        return f'{name} [label="{_dot_escape(labels.get(name, name))}"];'
+        return f'"{name}" [label="{_dot_escape(labels.get(name, name))}"];'
 
     out = ["digraph concept_map {",
            f'  rankdir={"LR" if head[1] == "LR" else "TB"}; newrank=true; nodesep=0.25; ranksep=0.35;',
@@ -129,11 +138,11 @@ def mermaid_to_dot(source: str) -> str:
         out += [f"    {node(n)}" for n, c in home.items() if c == cid]
         out.append("  }")
     out += [f"  {node(n)}" for n, c in home.items() if c is None]
-    out += [f"  {a} -> {b};" for a, b in edges]
+    out += [f'  "{a}" -> "{b}";' for a, b in edges]
     # read top to bottom in the order the subgraphs are written (teaching order): invisible edges
     # from every node of one subgraph to every node of the next put each below the one before
     members = [[n for n, c in home.items() if c == cid] for cid in clusters]
-    out += [f"  {a} -> {b} [style=invis, weight=0];"
+    out += [f'  "{a}" -> "{b}" [style=invis, weight=0];'
             for upper, lower in zip(members, members[1:]) for a in upper for b in lower]
     out.append("}")
     return "\n".join(out)
@@ -188,7 +197,7 @@ def _widget_note(chapter07: str | None) -> dict:
             "<p>This widget needs a running Python kernel to draw new samples, so a static page cannot "
             "show it. The static pictures on this page were drawn by the same render functions from the "
             "committed generator when the notebook was executed: the class &times; seed grid (one row "
-            "per class; the columns share z) and the picture beside each widget show what it draws. "
+            "per class; the columns share z) and the static strips show what the widgets draw. "
             f"To move its sliders, run the notebook live: {live}.</p></div>")
     return {"output_type": "display_data", "metadata": {}, "data": {"text/html": text}}
 
@@ -271,6 +280,7 @@ def _conf(repo_url: str | None, branch: str) -> str:
                        launch_buttons={"colab_url": "https://colab.research.google.com"})
     settings = {
         "project": "Conditional GANs on CIFAR-10",
+        "author": "the course's contributors",
         "extensions": ["myst_nb", "sphinx.ext.graphviz", "sphinx-mathjax-offline"],
         "myst_enable_extensions": ["dollarmath", "amsmath"],
         "myst_heading_anchors": 3,
@@ -278,6 +288,8 @@ def _conf(repo_url: str | None, branch: str) -> str:
         "nb_ipywidgets_js": {},  # widget outputs are replaced; their renderer would come from a CDN
         "nb_merge_streams": True,
         "graphviz_output_format": "svg",
+        "html_static_path": ["_static"],
+        "html_css_files": ["course.css"],
         "html_theme": "sphinx_book_theme",
         "html_title": "Conditional GANs on CIFAR-10",
         "html_theme_options": options,
@@ -293,9 +305,10 @@ def _conf(repo_url: str | None, branch: str) -> str:
 def assemble(src_dir: Path, repo: Path = REPO_ROOT, repo_url: str | None = None, branch: str = "main") -> dict:
     """Write the Sphinx source folder for the site into ``src_dir``; returns counts for the log."""
     readme = (repo / "README.md").read_text(encoding="utf-8")
-    if README_SPLIT not in readme:
+    parts = re.split(rf"^{re.escape(README_SPLIT)}\s*$", readme, maxsplit=1, flags=re.M)
+    if len(parts) != 2:
         raise SiteError(f"README.md has no {README_SPLIT!r} heading: the site's landing page ends there")
-    course, running = readme.split(README_SPLIT, 1)
+    course, running = parts
     notebooks = _notebooks(repo)
     chapter07 = next((f"{p.stem}.html" for p in notebooks if p.name.startswith("07_")), None)
 
@@ -326,7 +339,9 @@ def assemble(src_dir: Path, repo: Path = REPO_ROOT, repo_url: str | None = None,
                                         + README_SPLIT + running, encoding="utf-8")
     _copy_linked_files(readme, Path("README.md"), src_dir, repo)
     (src_dir / "conf.py").write_text(_conf(repo_url, branch), encoding="utf-8")
-    return {"notebooks": len(notebooks), "widgets replaced": widgets, "pages": 3 + len(pages)}
+    (src_dir / "_static").mkdir(exist_ok=True)
+    (src_dir / "_static" / "course.css").write_text(SITE_CSS, encoding="utf-8")
+    return {"notebooks": len(notebooks), "widgets replaced": widgets, "pages": 2 + len(pages)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -350,8 +365,9 @@ def build_site(out: str | Path, repo: Path = REPO_ROOT, repo_url: str | None = N
         raise SiteError("Graphviz's `dot` is needed to draw the concept map: install it "
                         "(apt-get install graphviz, brew install graphviz, conda install graphviz)")
     repo_url = check_str("--repo-url", repo_url) if repo_url else None
-    if repo_url and not re.match(r"^https://[^\s/]+/\S+[^/]$", repo_url):
-        raise SiteError(f"--repo-url must be an https URL of the repository (no trailing slash), got {repo_url!r}")
+    if repo_url and (not re.match(r"^https://[^\s/]+/\S+[^/]$", repo_url) or repo_url.endswith(".git")):
+        raise SiteError(f"--repo-url must be the repository's https URL as a browser shows it (no trailing "
+                        f"slash, no .git), got {repo_url!r}")
     branch = check_str("--branch", branch)
     started = time.perf_counter()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -366,17 +382,24 @@ def build_site(out: str | Path, repo: Path = REPO_ROOT, repo_url: str | None = N
             detail = "\n".join(problems[:20]) or (run.stderr or run.stdout)[-3000:]
             raise SiteError(f"the site did not build (Sphinx treats warnings as errors here):\n{detail}")
         (html_dir / ".buildinfo").unlink(missing_ok=True)
+        for nb in _notebooks(repo):  # the download button gives the committed notebook, not the site's copy
+            shutil.copy2(nb, html_dir / "_sources" / "notebooks" / nb.name)
         (html_dir / MARKER).write_text("built by python -m cgan_course.site build; the folder may be replaced\n")
         # swap the new site in: the old one (a previous build) is removed only once the new one exists
         staging = out.with_name(out.name + f".new-{os.getpid()}")
         shutil.copytree(html_dir, staging)
-    if out.exists():
-        old = out.with_name(out.name + f".old-{os.getpid()}")
-        out.rename(old)
+    old = out.with_name(out.name + f".old-{os.getpid()}")
+    try:
+        if out.exists():
+            out.rename(old)
         staging.rename(out)
-        shutil.rmtree(old)
-    else:
-        staging.rename(out)
+    except OSError as err:
+        if old.exists() and not out.exists():
+            old.rename(out)  # put the previous site back
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SiteError(f"could not put the new site in place at {out} ({err.strerror}): is it open or "
+                        "served from another program? Stop that, or give another --out") from None
+    shutil.rmtree(old, ignore_errors=True)
     info["seconds"] = round(time.perf_counter() - started, 1)
     info["out"] = str(out)
     return info
@@ -431,7 +454,7 @@ def check_links(site: str | Path) -> list[str]:
             where = f"{page.relative_to(site)}: {ref}"
             if not target.is_relative_to(site):
                 broken.append(f"{where} (outside the site)")
-            elif not target.exists():
+            elif not target.is_file():
                 broken.append(f"{where} (no such file)")
             elif parts.fragment and target.suffix == ".html" and unquote(parts.fragment) not in parse(target).ids:
                 broken.append(f"{where} (no anchor #{parts.fragment})")
@@ -447,7 +470,7 @@ def serve_site(site: str | Path, port: int = 8000) -> None:
     site = Path(site).resolve()
     if not (site / "index.html").is_file():
         raise SiteError(f"{site} has no index.html: build the site first (python -m cgan_course.site build --out {site})")
-    port = check_int(port, "--port", lo=0, hi=65535)
+    port = check_int("--port", port, lo=0, hi=65535)
     handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
     try:
         server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)

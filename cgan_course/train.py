@@ -196,6 +196,32 @@ class GANLoss:
         """``ac_weight * CE`` of the class head's logits [B, K] against the labels y [B]."""
         return self.ac_weight * F.cross_entropy(logits, y)
 
+    def discriminator(self, D: nn.Module, x_real: torch.Tensor, y_real: torch.Tensor, x_fake: torch.Tensor,
+                      y_fake: torch.Tensor | None, augment=lambda x: x) -> tuple[torch.Tensor, ...]:
+        """D's loss on a real and a fake batch: (what D minimises, its adversarial part with the
+        penalty, D(real) [B], D(fake) [B]). With a class head, D returns (B, 1 + K) in the same
+        pass: realness, then the class logits; only the real images are classified."""
+        d_real, d_fake = discriminate(D, x_real, y_real, x_fake, y_fake, augment, **self._head())
+        if self.ac_weight:
+            classes, d_real, d_fake = d_real[:, 1:], d_real[:, 0], d_fake[:, 0]
+        loss_d = self.d(d_real, d_fake)
+        if self.penalty is not None:
+            loss_d = loss_d + self.penalty(D, x_real, y_real, x_fake, y_fake)
+        total = loss_d + self.class_term(classes, y_real) if self.ac_weight else loss_d
+        return total, loss_d, d_real, d_fake
+
+    def generator(self, D: nn.Module, x_fake: torch.Tensor, y_fake: torch.Tensor | None,
+                  augment=lambda x: x) -> tuple[torch.Tensor, torch.Tensor]:
+        """G's loss on its samples x_fake [B, 3, H, W] (with their graph): (what G minimises, its
+        adversarial part). With a class head, G is also scored on the labels it was asked for."""
+        d_gen = D(augment(x_fake), y_fake, **self._head()).float()  # the gradient flows through D into G
+        loss_g = self.g(d_gen[:, 0] if self.ac_weight else d_gen)
+        total = loss_g + self.class_term(d_gen[:, 1:], y_fake) if self.ac_weight else loss_g
+        return total, loss_g
+
+    def _head(self) -> dict:
+        return {"class_logits": True} if self.ac_weight else {}
+
 
 def latents(model: ModelConfig, n: int, device: torch.device,
             y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -220,51 +246,77 @@ def discriminate(D: nn.Module, x_real: torch.Tensor, y_real: torch.Tensor, x_fak
     return D(augment(torch.cat([x_real, x_fake])), y_both, **kwargs).float().chunk(2)
 
 
-def gan_step(s: TrainState, loss: GANLoss, cfg: TrainConfig, amp=contextlib.nullcontext(),
+_NO_SCALER = torch.amp.GradScaler("cpu", enabled=False)  # fp32 and bf16: plain backward and step
+
+
+def d_phase(G: nn.Module, D: nn.Module, opt_d: torch.optim.Optimizer, loss: GANLoss, x_real: torch.Tensor,
+            y_real: torch.Tensor, z: torch.Tensor, y_fake: torch.Tensor | None, scaler=_NO_SCALER,
+            amp=contextlib.nullcontext(), augment=lambda x: x) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One update of D on a real batch x_real [B, 3, H, W], y_real [B] and G's images of (z, y_fake).
+    Returns (D's adversarial loss, D(real) [B], D(fake) [B]), detached."""
+    with torch.no_grad(), amp:  # D's update needs G's images, not a graph through G
+        x_fake = G(z, y_fake).to(x_real.dtype)  # [B, 3, H, W]
+    with amp:
+        total, loss_d, d_real, d_fake = loss.discriminator(D, x_real, y_real, x_fake, y_fake, augment)
+    opt_d.zero_grad(set_to_none=True)
+    scaler.scale(total).backward()  # fp16: the loss is scaled up so small gradients survive
+    scaler.step(opt_d)  # unscales first, and skips the step if a gradient overflowed
+    scaler.update()  # (bf16 and fp32 runs have a disabled scaler: plain backward and step)
+    return loss_d.detach(), d_real.detach(), d_fake.detach()
+
+
+def g_phase(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer, loss: GANLoss, z: torch.Tensor,
+            y_fake: torch.Tensor | None, scaler=_NO_SCALER, amp=contextlib.nullcontext(),
+            augment=lambda x: x) -> torch.Tensor:
+    """One update of G: its images of (z, y_fake), scored by D, with the gradient flowing through D
+    into G. D is frozen meanwhile (no gradients for its weights: opt_g only steps G, and under DDP
+    they would be all-reduced for nothing). Returns G's adversarial loss, detached."""
+    with _frozen(D):
+        with amp:
+            total, loss_g = loss.generator(D, G(z, y_fake), y_fake, augment)
+        opt_g.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.step(opt_g)
+        scaler.update()
+    return loss_g.detach()
+
+
+@contextlib.contextmanager
+def _frozen(D: nn.Module) -> Iterator[None]:
+    """D's weights get no gradients inside; under DDP, D's gradient sync is off too (DDP would
+    otherwise wait for gradients that never come)."""
+    inner = getattr(D, "_orig_mod", D)
+    no_sync = inner.no_sync() if isinstance(inner, nn.parallel.DistributedDataParallel) else contextlib.nullcontext()
+    D.requires_grad_(False)
+    try:
+        with no_sync:
+            yield
+    finally:
+        D.requires_grad_(True)
+
+
+def gan_step(state: TrainState, loss: GANLoss, cfg: TrainConfig, amp=contextlib.nullcontext(),
              augment=lambda x: x) -> torch.Tensor:
     """One training step: ``cfg.d_steps`` updates of D, one update of G, then G's moving average.
 
-    ``s.batches`` yields real images x [B, 3, H, W] in [-1, 1] with labels y [B]. ``amp`` is the
+    ``state.batches`` yields real images x [B, 3, H, W] in [-1, 1] with labels y [B]. ``amp`` is the
     autocast context (``runtime.autocast``): the forward passes run in bf16/fp16 there, the
     losses in fp32. Returns [loss_d, loss_g, mean D(real), mean D(fake)] as a tensor on the
     device: reading it would make the CPU wait for the GPU, so the loop reads once per log row.
-    loss_d and loss_g are the adversarial losses (with the penalty), without AC-GAN's class terms,
-    so they read on the same scale with or without a class head.
+    loss_d and loss_g are the adversarial losses (with the penalty), without the class head's
+    terms, so they read on the same scale with or without one.
     """
-    B = cfg.batch_size
-    ac = {"class_logits": True} if loss.ac_weight else {}  # D then returns (B, 1 + K): realness, class logits
     for _ in range(cfg.d_steps):
-        x_real, y_real = next(s.batches)  # [B, 3, H, W], [B]
-        z, y_fake = latents(cfg.model, B, x_real.device, y_real if cfg.fake_labels == "real" else None)
-        with torch.no_grad(), amp:  # D's update needs G's images, not a graph through G
-            x_fake = s.G(z, y_fake).to(x_real.dtype)  # [B, 3, H, W]
-        with amp:
-            d_real, d_fake = discriminate(s.D, x_real, y_real, x_fake, y_fake, augment, **ac)  # [B] or [B, 1 + K]
-            if ac:  # the class head's logits on the real images; D's fakes are not classified
-                c_real, d_real, d_fake = d_real[:, 1:], d_real[:, 0], d_fake[:, 0]
-            loss_d = loss.d(d_real, d_fake)
-            if loss.penalty is not None:
-                loss_d = loss_d + loss.penalty(s.D, x_real, y_real, x_fake, y_fake)
-            total_d = loss_d + loss.class_term(c_real, y_real) if ac else loss_d
-        s.opt_d.zero_grad(set_to_none=True)
-        s.scaler_d.scale(total_d).backward()  # fp16: the loss is scaled up so small gradients survive
-        s.scaler_d.step(s.opt_d)  # unscales first, and skips the step if a gradient overflowed
-        s.scaler_d.update()  # (bf16 and fp32 runs have a disabled scaler: plain backward and step)
-
+        x_real, y_real = next(state.batches)  # [B, 3, H, W], [B]
+        z, y_fake = latents(cfg.model, cfg.batch_size, x_real.device, y_real if cfg.fake_labels == "real" else None)
+        loss_d, d_real, d_fake = d_phase(state.G, state.D, state.opt_d, loss, x_real, y_real, z, y_fake,
+                                         state.scaler_d, amp, augment)
     if not cfg.reuse_fakes:  # fresh (z, y): G is scored on samples D was not just trained against
-        z, y_fake = latents(cfg.model, B, x_real.device)
-    with amp:
-        d_gen = s.D(augment(s.G(z, y_fake)), y_fake, **ac).float()  # gradients flow through D into G
-        loss_g = loss.g(d_gen[:, 0] if ac else d_gen)
-        total_g = loss_g + loss.class_term(d_gen[:, 1:], y_fake) if ac else loss_g
-    s.opt_g.zero_grad(set_to_none=True)  # D's gradients from this pass are cleared by its next step
-    s.scaler_g.scale(total_g).backward()
-    s.scaler_g.step(s.opt_g)
-    s.scaler_g.update()
-
-    s.step += 1
-    s.ema.update(s.G, s.step)
-    return torch.stack([loss_d, loss_g, d_real.mean(), d_fake.mean()]).detach()
+        z, y_fake = latents(cfg.model, cfg.batch_size, x_real.device)
+    loss_g = g_phase(state.G, state.D, state.opt_g, loss, z, y_fake, state.scaler_g, amp, augment)
+    state.step += 1
+    state.ema.update(state.G, state.step)
+    return torch.stack([loss_d, loss_g, d_real.mean(), d_fake.mean()])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -102,5 +102,30 @@ def build_A():
 
     return (ema_update,)
 
+
+def build_B():
+    import torch
+
+    from cgan_course import losses
+    from cgan_course.train import discriminate
+
+    def train_step(G, D, opt_g, opt_d, x_real, y_real, z_d, y_d, z_g, y_g):
+        # D phase: G's images as plain data (no graph through G), real and fake in one pass of D
+        with torch.no_grad():
+            x_fake = G(z_d, y_d)
+        d_real, d_fake = discriminate(D, x_real, y_real, x_fake, y_d)
+        loss_d = losses.d_loss_hinge(d_real, d_fake)
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        # G phase: fresh latents, and the gradient flows through D into G
+        loss_g = losses.g_loss_hinge(D(G(z_g, y_g), y_g))
+        opt_g.zero_grad()  # D's weights get gradients here too; opt_d.zero_grad() above clears them next step
+        loss_g.backward()
+        opt_g.step()
+        return loss_d, loss_g
+
+    return (train_step,)
+
 if __name__ == "__main__":
     exercises.check_solutions(sys.modules[__name__], "04")

@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cgan_course import build as B
-from cgan_course import models
+from cgan_course import losses, models
 from cgan_course.exercises import NotYetRight
 
 
@@ -146,10 +146,49 @@ def _ema_copy(ema, params, d):
 WRONG_EMA = {"decay on the wrong side": _ema_wrong_side, "new tensors, not in place": _ema_new_tensors,
              "a copy, not an average": _ema_copy}
 
-WRONG = {"01.A": WRONG_LOSSES, "04.A": {k: (v,) for k, v in WRONG_EMA.items()}, "03.A": {k: (v,) for k, v in WRONG_CBN.items()},
+def _step(detach_g=False, zero_d=True, reuse=False, g_first=False, d_loss=None, two_passes=False):
+    """A train_step with one plausible mistake switched on."""
+    from cgan_course.train import discriminate
+
+    def d_phase(G, D, opt_d, x_real, y_real, z, y):
+        with torch.no_grad():
+            x_fake = G(z, y)
+        if two_passes:
+            d_real, d_fake = D(x_real, y_real), D(x_fake, y)
+        else:
+            d_real, d_fake = discriminate(D, x_real, y_real, x_fake, y)
+        loss_d = (d_loss or losses.d_loss_hinge)(d_real, d_fake)
+        if zero_d:
+            opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        return loss_d
+
+    def g_phase(G, D, opt_g, z, y):
+        x_fake = G(z, y)
+        loss_g = losses.g_loss_hinge(D(x_fake.detach() if detach_g else x_fake, y))
+        opt_g.zero_grad()
+        loss_g.backward()
+        opt_g.step()
+        return loss_g
+
+    def train_step(G, D, opt_g, opt_d, x_real, y_real, z_d, y_d, z_g, y_g):
+        z_g, y_g = (z_d, y_d) if reuse else (z_g, y_g)
+        if g_first:
+            loss_g = g_phase(G, D, opt_g, z_g, y_g)
+            return d_phase(G, D, opt_d, x_real, y_real, z_d, y_d), loss_g
+        return d_phase(G, D, opt_d, x_real, y_real, z_d, y_d), g_phase(G, D, opt_g, z_g, y_g)
+    return train_step
+
+
+WRONG_STEP = {"G phase on detached fakes": _step(detach_g=True), "no zero_grad for D": _step(zero_d=False),
+              "G scored on D's fakes": _step(reuse=True), "G before D": _step(g_first=True),
+              "the BCE loss": _step(d_loss=losses.d_loss_bce), "D called twice": _step(two_passes=True)}
+
+WRONG = {"01.A": WRONG_LOSSES, "04.A": {k: (v,) for k, v in WRONG_EMA.items()}, "04.B": {k: (v,) for k, v in WRONG_STEP.items()}, "03.A": {k: (v,) for k, v in WRONG_CBN.items()},
          "03.B": {k: (v,) for k, v in WRONG_PROJECTION.items()}, "05.A": {k: (v,) for k, v in WRONG_FD.items()},
          "05.B": {k: (v,) for k, v in WRONG_SLERP.items()}}
-STUBS = {"01.A": (stub, stub, stub), "04.A": (stub,), "03.A": (StubCBN,), "03.B": (stub,), "05.A": (stub,), "05.B": (stub,)}
+STUBS = {"01.A": (stub, stub, stub), "04.A": (stub,), "04.B": (stub,), "03.A": (StubCBN,), "03.B": (stub,), "05.A": (stub,), "05.B": (stub,)}
 
 
 def test_every_build_has_a_stub_and_at_least_two_wrong_answers_here():
@@ -211,9 +250,9 @@ def test_the_build_notebooks_run_with_the_solutions_put_in(tmp_path, monkeypatch
     from cgan_course.course import run_course
 
     monkeypatch.setenv(B.SOLUTIONS_ENV, "1")
-    # 01 and 03 (seconds each); 05's smoke run takes a minute more than the suite can spare, and its
-    # two builds are checked here on their own (test_the_reference_solution_passes_and_is_used)
-    notebooks = ["01", "03"]
+    # 01, 03 and 04 (seconds to half a minute each); 05's smoke run takes a minute more than the suite
+    # can spare, and its two builds are checked here on their own (test_the_reference_solution_passes_and_is_used)
+    notebooks = ["01", "03", "04"]
     results = run_course("smoke", out=tmp_path, only=notebooks, log=lambda *_: None)
     assert [r.ok for r in results] == [True] * len(notebooks), [(r.notebook, r.error) for r in results]
     text = "".join(o.get("text", "") for r in results for c in nbformat.read(r.output, as_version=4).cells
