@@ -37,7 +37,6 @@ never overwrites other files.
 from __future__ import annotations
 
 import argparse
-import html
 import http.server
 import json
 import os

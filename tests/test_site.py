@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -18,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from cgan_course import site
-from cgan_course.errors import CourseError
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -180,7 +178,7 @@ def test_pages_load_nothing_from_outside_the_folder(built):
 
 def test_launch_links_come_from_the_repository_url(built):
     page = (built / "notebooks" / "04_training.html").read_text()
-    assert f'href="https://colab.research.google.com/github/example/cgan-course/blob/main/notebooks/04_training.ipynb"' in page
+    assert 'href="https://colab.research.google.com/github/example/cgan-course/blob/main/notebooks/04_training.ipynb"' in page
     assert 'href="../_sources/notebooks/04_training.ipynb"' in page  # the download button: the committed notebook
     assert ((built / "_sources" / "notebooks" / "04_training.ipynb").read_bytes()
             == (ROOT / "notebooks" / "04_training.ipynb").read_bytes())
