@@ -30,7 +30,7 @@ from _common import emit, hardware, table  # noqa: E402
 from cgan_course import metrics  # noqa: E402
 from cgan_course.checkpoints import load_checkpoint, with_legacy_fields  # noqa: E402
 from cgan_course.data import load_cifar10  # noqa: E402
-from cgan_course.recipes import recipe  # noqa: E402
+from cgan_course.training.recipes import recipe  # noqa: E402
 from cgan_course.train import TrainConfig, load_generator_from_checkpoint, train  # noqa: E402
 from cgan_course.sampling import recalibrate_batchnorm  # noqa: E402
 

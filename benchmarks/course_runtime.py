@@ -28,7 +28,7 @@ from _common import REPO_ROOT, emit, hardware, table  # noqa: E402
 
 from cgan_course.course import MODES, find_notebooks, run_course  # noqa: E402
 from cgan_course.data import ENV_VAR  # noqa: E402
-from cgan_course.train import pick_device  # noqa: E402
+from cgan_course.runtime import pick_device  # noqa: E402
 
 
 def run_tests(pytest_args: list[str]) -> dict:

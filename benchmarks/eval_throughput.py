@@ -33,12 +33,12 @@ from _common import emit, hardware, peak_rss_mib, sync, table, usable_cores  # n
 
 from cgan_course import metrics  # noqa: E402
 from cgan_course.data import ENV_VAR, DatasetError, resolve_source  # noqa: E402
-from cgan_course.models import ModelConfig, build_generator  # noqa: E402
+from cgan_course.models import build_generator  # noqa: E402
+from cgan_course.training.recipes import PRETRAINED_MODEL  # noqa: E402
 from cgan_course.pretrained import PretrainedMissing, load_generator  # noqa: E402
 from cgan_course.sampling import generate, sample_latents  # noqa: E402
-from cgan_course.train import pick_device  # noqa: E402
+from cgan_course.runtime import pick_device  # noqa: E402
 
-PRETRAINED_RECIPE = ModelConfig(arch="projection", backbone="dcgan", g_width=48, d_width=32)
 
 
 def get_generator(device: torch.device) -> tuple[torch.nn.Module, str]:
@@ -46,7 +46,7 @@ def get_generator(device: torch.device) -> tuple[torch.nn.Module, str]:
         return load_generator(device), "pretrained generator (data/pretrained/generator.pt)"
     except PretrainedMissing:
         torch.manual_seed(0)
-        G = build_generator(PRETRAINED_RECIPE).to(device).eval()
+        G = build_generator(PRETRAINED_MODEL).to(device).eval()
         return G, "UNTRAINED generator of the pretrained architecture (generator.pt missing; same speed)"
 
 

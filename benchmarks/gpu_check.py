@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO_ROOT, emit, hardware, sync  # noqa: E402
 
 from cgan_course.data import DeviceBatches, load_cifar10  # noqa: E402
-from cgan_course.recipes import recipe  # noqa: E402
+from cgan_course.training.recipes import recipe  # noqa: E402
 from cgan_course.runtime import autocast, autocast_dtype, pick_device, precision_name, tf32  # noqa: E402
 from cgan_course.train import GANLoss, Placement, TrainState, gan_step, resolved_loss  # noqa: E402
 

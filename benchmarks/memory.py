@@ -43,15 +43,15 @@ KINDS = ("baseline", "train", "reference", "fd-classifier", "fd-inception")
 def _generator(device):
     import torch
 
-    from cgan_course.models import ModelConfig, build_generator
+    from cgan_course.models import build_generator
     from cgan_course.pretrained import PretrainedMissing, load_generator
+    from cgan_course.training.recipes import PRETRAINED_MODEL
 
     try:
         return load_generator(device), "pretrained"
     except PretrainedMissing:
         torch.manual_seed(0)
-        cfg = ModelConfig(arch="projection", backbone="dcgan", g_width=48, d_width=32)
-        return build_generator(cfg).to(device).eval(), "untrained stand-in (generator.pt missing)"
+        return build_generator(PRETRAINED_MODEL).to(device).eval(), "untrained stand-in (generator.pt missing)"
 
 
 def _classifier(device):
@@ -73,7 +73,7 @@ def child(kind: str, args) -> dict:
 
     from cgan_course import metrics
     from cgan_course.data import load_cifar10
-    from cgan_course.train import pick_device
+    from cgan_course.runtime import pick_device
 
     device = pick_device(args.device)
     source, root = args.source, args.data_root
@@ -82,14 +82,13 @@ def child(kind: str, args) -> dict:
     if kind == "baseline":
         import cgan_course.train  # noqa: F401  (everything the other children import)
     elif kind == "train":
-        from cgan_course.models import ModelConfig
-        from cgan_course.train import TrainConfig, train
+        from cgan_course.train import train
+        from cgan_course.training.recipes import recipe
 
         data = load_cifar10(root, train=True, source=source)
         info.update(images=int(data[1].numel()), rss_after_data_mib=peak_rss_mib())
-        cfg = TrainConfig(model=ModelConfig(arch="projection", backbone="dcgan", g_width=48, d_width=32),
-                          batch_size=64, beta1=0.5, ema_decay=0.999, steps=args.train_steps, device=str(device),
-                          progress=False, sample_every=10**9, ckpt_every=10**9, log_every=50)
+        cfg = recipe("pretrained", steps=args.train_steps, device=str(device), progress=False,
+                     sample_every=10**9, ckpt_every=10**9, log_every=50)
         with tempfile.TemporaryDirectory() as tmp:
             cfg.out = tmp
             train(cfg, data)
@@ -161,8 +160,7 @@ def run_child(kind: str, args) -> dict:
 
 def resolve_data(args) -> str:
     """Resolve --source auto to what load_cifar10 would load; returns a description."""
-    from cgan_course import metrics
-    from cgan_course.data import DatasetError, resolve_source
+    from cgan_course.data import DatasetError, describe_source, resolve_source
 
     if args.source == "auto":
         try:
@@ -170,7 +168,7 @@ def resolve_data(args) -> str:
         except DatasetError as err:
             raise SystemExit(f"error: {err}") from None
         args.source, args.data_root = source, (None if source == "sample" else str(root))
-    return metrics.describe_source(args.source, args.data_root)
+    return describe_source(args.source, args.data_root)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _device_name(name: str) -> str:
-    from cgan_course.train import pick_device
+    from cgan_course.runtime import pick_device
 
     return str(pick_device(name))
 

@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO_ROOT, emit, hardware, table  # noqa: E402
 
 from cgan_course import metrics  # noqa: E402
-from cgan_course.data import ENV_VAR, DatasetError, load_cifar10, resolve_source  # noqa: E402
+from cgan_course.data import ENV_VAR, DatasetError, describe_source, load_cifar10, resolve_source  # noqa: E402
 from cgan_course.models import build_generator  # noqa: E402
 from cgan_course.sampling import sample_grid, save_image_grid  # noqa: E402
 from cgan_course.checkpoints import load_checkpoint, model_config_from, save_checkpoint  # noqa: E402
-from cgan_course.recipes import recipe as course_recipe  # noqa: E402
+from cgan_course.training.recipes import recipe as course_recipe  # noqa: E402
 from cgan_course.train import TrainConfig, train  # noqa: E402
 
 FAMILIES = ("classic", "projection", "projection_ac")
@@ -48,7 +48,7 @@ RECIPE_FIELDS = ("model", "loss", "batch_size", "lr_g", "lr_d", "beta1", "beta2"
 
 
 def recipe(family: str) -> TrainConfig:
-    """The recipe compared for each family, from ``cgan_course.recipes``: batch 64, EMA 0.999, each
+    """The recipe compared for each family, from ``cgan_course.training.recipes``: batch 64, EMA 0.999, each
     family's own loss and Adam betas.
 
     classic: the DCGAN-style CGAN (BCE, Adam (2e-4, 0.5, 0.999)) at width 64; projection: the
@@ -79,7 +79,7 @@ def resolve_data(args) -> tuple[str, str | None, str]:
         raise SystemExit("error: only the committed 1,000-image sample was found, and a time-to-quality curve on it "
                          f"measures memorisation. Pass --data-root (a CIFAR-10 class-folder tree or .tar.gz, e.g. "
                          f"/path/to/cifar10-jpg.tar.gz) or set ${ENV_VAR}; --quick allows the sample.")
-    return source, root, metrics.describe_source(source, root)
+    return source, root, describe_source(source, root)
 
 
 # ----------------------------------------------------------------------------------------------

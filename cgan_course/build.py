@@ -39,7 +39,8 @@ import torch.nn as nn
 
 from . import data, losses, metrics, models, sampling, train
 from .errors import CourseError
-from .exercises import SOLUTIONS_DIR, Feedback, NotYetRight, call_learner
+from .exercises import Feedback, NotYetRight, call_learner
+from .paths import SOLUTIONS_DIR
 
 SOLUTIONS_ENV = "CGAN_COURSE_SOLUTIONS"
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -26,8 +25,10 @@ from typing import Callable, Iterable, Iterator
 import torch
 import torch.nn as nn
 
+from . import files
 from .data import CLASSES
 from .errors import CourseError, MissingFile
+from .files import sha256  # noqa: F401 (release cards and tests read it here)
 from .models import ModelConfig
 from .runtime import cpu_model
 
@@ -41,25 +42,15 @@ class CheckpointError(CourseError):
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``.
-
-    A crash or Ctrl-C mid-write leaves the previous file intact and (except after kill -9) no
-    temporary file. A failed write, an ``OSError`` or the ``RuntimeError`` ("unexpected pos ...")
-    that ``torch.save`` raises on a short write, becomes a ``CheckpointError`` naming the file.
-    """
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # the same disk, so the rename is atomic
+    """``files.atomic_write`` for weights, checkpoints and cards: a failed write, an ``OSError`` or
+    the ``RuntimeError`` ("unexpected pos ...") that ``torch.save`` raises on a short write, becomes
+    a ``CheckpointError`` naming the file; the previous file stays intact."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        if isinstance(err, (OSError, RuntimeError)) and not isinstance(err, CourseError):
-            raise _write_error(path, err) from None
-        raise
-    return path
+        return files.atomic_write(path, write)
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, CourseError):
+            raise
+        raise _write_error(Path(path), err) from None
 
 
 def _write_error(path: Path, err: BaseException) -> CheckpointError:
@@ -115,14 +106,6 @@ def staging_folder(dest: str | Path, replaces: Iterable[str] = ()) -> Iterator[P
 # ----------------------------------------------------------------------------------------------
 # Cards: the JSON beside released weights
 
-
-def sha256(path: str | Path) -> str:
-    """The hex sha256 of a file (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def card_path(weights: str | Path) -> Path:

@@ -40,14 +40,25 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import CourseError, run_cli
+from .checkpoints import (
+    CheckpointError,
+    card_path,
+    class_names_from,
+    describe_hardware,
+    load_checkpoint,
+    load_state_strict,
+    read_card,
+    require_keys,
+    save_checkpoint,
+    staging_folder,
+    verify_card,
+    write_card,
+)
 from .data import CLASSES, describe_source, load_cifar10, resolve_source, to_unit_range
+from .errors import CourseError, run_cli
 from .models import count_parameters
-from .checkpoints import (CheckpointError, card_path, class_names_from, describe_hardware, load_checkpoint,
-                          load_state_strict, read_card, require_keys, save_checkpoint, staging_folder, verify_card,
-                          write_card)
 from .pretrained import PRETRAINED_DIR, check_destination, require_files
-from .runtime import cpu_has_native_bf16
+from .runtime import cpu_has_native_bf16, eval_mode
 
 CLASSIFIER_FILE = PRETRAINED_DIR / "classifier.pt"
 
@@ -169,11 +180,8 @@ def predict_logits(model: nn.Module, images: torch.Tensor, tta: bool = True, bat
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, tta: bool = True) -> float:
     """Top-1 accuracy of ``model`` on uint8 ``images [N, 3, 32, 32]`` with ``labels [N]``."""
-    was_training = model.training
-    model.eval()
-    acc = (predict_logits(model, images, tta).argmax(1) == labels).float().mean().item()
-    model.train(was_training)
-    return acc
+    with eval_mode(model):
+        return (predict_logits(model, images, tta).argmax(1) == labels).float().mean().item()
 
 
 # ----------------------------------------------------------------------------------------------

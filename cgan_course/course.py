@@ -38,10 +38,9 @@ from pathlib import Path
 from typing import Iterable
 
 from .errors import CourseError, run_cli
+from .paths import NOTEBOOKS_DIR, REPO_ROOT
 from .validate import check_float
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 MODES = ("smoke", "classroom", "full")
 KERNEL = "python3"
 NOTEBOOK_NAME = re.compile(r"^(\d\d)_.+\.ipynb$")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn as nn
 
-from .recipes import PRETRAINED_MODEL
+from .training.recipes import PRETRAINED_MODEL
 from .models import (ClassicDiscriminator, ClassicGenerator, DCGANUpBlock, ModelConfig, ProjectionDiscriminator,
                      ProjectionGenerator, build_discriminator, build_generator, forward_with_hooks)
 

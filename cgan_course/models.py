@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .errors import CourseError
+from .runtime import eval_mode
 from .validate import check_fields, config_field
-
 
 # Upper bounds of a model config: far above any model this course trains, far below one whose
 # weights alone would take gigabytes (a typo such as --num-classes 10000000 is refused, not allocated).
@@ -439,12 +439,10 @@ def forward_with_hooks(model: nn.Module, hooks: list[tuple[nn.Module, Callable]]
     hook. It runs in eval mode without gradients and restores the mode and removes the hooks
     afterwards, so looking inside leaves BatchNorm statistics and spectral-norm iterations untouched."""
     handles = [m.register_forward_hook(h) for m, h in hooks]
-    was_training = model.training
     try:
-        with torch.no_grad():
-            model.eval()(*inputs)
+        with torch.no_grad(), eval_mode(model):
+            model(*inputs)
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
 

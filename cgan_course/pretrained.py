@@ -16,13 +16,20 @@ import torch
 import torch.nn as nn
 
 from . import checkpoints
-from .checkpoints import (CheckpointError, card_path, class_names_from, load_checkpoint, load_state_strict,
-                          model_config_from, require_keys, verify_card)
-from .data import REPO_ROOT
+from .checkpoints import (
+    CheckpointError,
+    card_path,
+    class_names_from,
+    load_checkpoint,
+    load_state_strict,
+    model_config_from,
+    require_keys,
+    verify_card,
+)
 from .errors import CourseError, MissingFile
 from .models import build_generator
+from .paths import PRETRAINED_DIR
 
-PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained"
 GENERATOR_FILE = PRETRAINED_DIR / "generator.pt"
 
 

@@ -24,17 +24,40 @@ import scipy
 import torch
 import torch.nn as nn
 
-from .checkpoints import (describe_hardware, load_checkpoint, model_config_from, read_card, require_keys, sha256,
-                          save_checkpoint, staging_folder, with_legacy_fields, write_card)
+from .checkpoints import (
+    describe_hardware,
+    load_checkpoint,
+    model_config_from,
+    read_card,
+    require_keys,
+    save_checkpoint,
+    sha256,
+    staging_folder,
+    with_legacy_fields,
+    write_card,
+)
 from .classifier import CLASSIFIER_FILE
-from .data import CLASSES, ENV_VAR, load_cifar10
+from .data import CLASSES, load_cifar10
 from .errors import CourseError, run_cli
-from .metrics import (ClassifierFeatures, class_control, class_morph_curve, class_recall, evaluate_generator,
-                      fd_between, reference_stats)
-from .pretrained import GENERATOR_FILE, PRETRAINED_DIR, check_destination, load_generator
+from .metrics import (
+    ClassifierFeatures,
+    class_control,
+    class_morph_curve,
+    class_recall,
+    evaluate_generator,
+    fd_between,
+    reference_stats,
+)
+from .paths import CIFAR10_ENV_VAR
+from .pretrained import (
+    GENERATOR_FILE,
+    PRETRAINED_DIR,
+    check_destination,
+    load_generator,
+)
 from .pretrained import read_card as read_committed_card
 from .sampling import recalibrate_batchnorm, sample_grid, save_image_grid
-from .train import TrainConfig, load_generator_from_checkpoint, save_train_state
+from .training import TrainConfig, load_generator_from_checkpoint, save_train_state
 
 GRID_FILE, LOG_FILE, STATE_FILE = "generator_grid.png", "train_log.csv", "train_state.pt"
 RELEASE_FILES = (GENERATOR_FILE.name, GENERATOR_FILE.with_suffix(".json").name, GRID_FILE, LOG_FILE, STATE_FILE)
@@ -71,7 +94,7 @@ def training_command(config: dict, steps: int | None = None, out: str = "runs/pr
     config = {**config, "steps": steps or config["steps"], "max_minutes": defaults["max_minutes"], "out": out,
               "model": with_legacy_fields(config["model"])}  # an older config spells out the old architecture
     if config.get("data_source") == "folder" and config.get("data_root"):
-        config["data_root"] = f"${ENV_VAR}"
+        config["data_root"] = f"${CIFAR10_ENV_VAR}"
     args = []
     for values, base in ((config["model"], defaults["model"]), (config, defaults)):
         for k, v in values.items():

@@ -150,3 +150,21 @@ def uses_channels_last(setting: str, device: torch.device) -> bool:
     docs/RESULTS.md). Apple's MPS stays NCHW.
     """
     return setting == "on" or (setting == "auto" and device.type in ("cuda", "cpu"))
+
+
+# ----------------------------------------------------------------------------------------------
+# Modes
+
+
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Run ``model`` in eval mode and restore its mode afterwards, also after an error. In train
+    mode BatchNorm would use the statistics of the batch at hand (a picture would change with how
+    many are drawn) and overwrite its running statistics; spectral norm would step its power
+    iteration. Every measurement and every picture goes through here."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

@@ -4,17 +4,17 @@ Works with any ``G(z, y)`` that exposes ``z_dim`` and ``num_classes``.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 from pathlib import Path
-from typing import Iterator
 
 import torch
 import torch.nn as nn
 
 from .data import CLASSES
 from .errors import CourseError
+from .files import atomic_write
+from .runtime import eval_mode
 from .validate import MAX_SEED, check_int
 
 RESAMPLE_ROUNDS = 100  # truncation: redraws before the exact fallback (a bound on the time it takes)
@@ -132,10 +132,7 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int) -> Path:
 
     path = Path(path)
     grid = to_image_grid(images, nrow).permute(1, 2, 0).numpy()  # checks the images before touching the disk
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    Image.fromarray(grid).save(tmp, optimize=True)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: Image.fromarray(grid).save(tmp, format="PNG", optimize=True))
     return path
 
 
@@ -311,19 +308,6 @@ def class_index(G: nn.Module, class_name: str | int) -> int:
         raise CourseError(f"class index {index} is ambiguous: class {index} is named {names[index]!r} while class "
                           f"{names.index(str(index))} is named {str(index)!r}; ask by name (\"{names[index]}\")")
     return index
-
-
-@contextlib.contextmanager
-def eval_mode(G: nn.Module) -> Iterator[nn.Module]:
-    """Run ``G`` in eval mode and restore its mode afterwards. In train mode BatchNorm would use
-    the statistics of the displayed batch (the picture would change with ``n``) and would
-    overwrite its running statistics on every redraw."""
-    was_training = G.training
-    G.eval()
-    try:
-        yield G
-    finally:
-        G.train(was_training)
 
 
 def png_bytes(grid: torch.Tensor, scale: int = 2) -> bytes:

@@ -50,15 +50,23 @@ from starlette.requests import ClientDisconnect
 from .checkpoints import load_checkpoint
 from .errors import CourseError, run_cli
 from .pretrained import load_generator
-from .sampling import MAX_SAMPLES, class_index, class_names, grid_side, png_bytes, sample_images, to_image_grid
-from .train import load_generator_from_checkpoint
+from .sampling import (
+    MAX_SAMPLES,
+    class_index,
+    class_names,
+    grid_side,
+    png_bytes,
+    sample_images,
+    to_image_grid,
+)
+from .training import load_generator_from_checkpoint
 from .validate import MAX_SEED, check_int
 
 MAX_BODY_BYTES = 4096  # a valid request is under 200 bytes
 HEADER_TIMEOUT_S = 10.0  # a connection that has not sent its request headers by then is closed
 BODY_TIMEOUT_S = 10.0  # a request whose body has not arrived by then gets 408
 MAX_TRUNCATION = 10.0  # beyond ~4 a truncated normal is a plain normal
-PRECISIONS = ("fp32", "bf16")
+SERVE_PRECISIONS = ("fp32", "bf16")  # inference only; training has runtime.PRECISIONS
 QUANTIZE = ("none", "dynamic-int8")
 
 
@@ -89,8 +97,8 @@ class GeneratorService:
     """The loaded generator plus the options it runs with; thread-safe ``render``."""
 
     def __init__(self, G: nn.Module, options: ServeOptions = ServeOptions()):
-        if options.precision not in PRECISIONS:
-            raise CourseError(f"precision must be one of {PRECISIONS}, got {options.precision!r}")
+        if options.precision not in SERVE_PRECISIONS:
+            raise CourseError(f"precision must be one of {SERVE_PRECISIONS}, got {options.precision!r}")
         if options.quantize not in QUANTIZE:
             raise CourseError(f"quantize must be one of {QUANTIZE}, got {options.quantize!r}")
         if options.threads is not None:
@@ -265,9 +273,8 @@ def _is_loopback(host: str) -> bool:
 def _http_protocol():
     """uvicorn's h11 protocol with a deadline for the request headers: uvicorn has none, so a
     client that opens connections and never finishes its headers would hold them forever."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
-
     import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class TimedH11Protocol(H11Protocol):
         def connection_made(self, transport) -> None:
@@ -293,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="generator.pt (exported) or a training checkpoint.pt; default: the committed one")
     parser.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (this machine only) or 0.0.0.0 (everyone)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--precision", choices=SERVE_PRECISIONS, default="fp32")
     parser.add_argument("--no-channels-last", action="store_true", help="plain NCHW tensors (for benchmarks)")
     parser.add_argument("--quantize", choices=QUANTIZE, default="none")
     parser.add_argument("--threads", type=int, default=None)

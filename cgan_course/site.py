@@ -53,9 +53,9 @@ from urllib.parse import unquote, urlsplit
 
 from . import build, exercises
 from .errors import CourseError, run_cli
+from .paths import REPO_ROOT
 from .validate import check_int, check_str
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 MARKER = ".cgan-course-site"  # in every built site: ``--out`` may replace only a folder holding it
 REPO_URL_ENV = "CGAN_COURSE_REPO_URL"
 README_SPLIT = "## Hardware"  # the README's course material ends here; the rest is running.md

@@ -21,15 +21,27 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from .errors import CourseError
 from .data import CLASSES
+from .errors import CourseError
 from .models import ModelConfig, build_generator
 from .pretrained import GENERATOR_FILE, PretrainedMissing, load_generator
-from .recipes import PRETRAINED_MODEL
+from .runtime import eval_mode
+from .sampling import (  # noqa: F401
+    MAX_SAMPLES,
+    class_index,
+    class_names,
+    generate,
+    grid_side,
+    interpolate_classes,
+    png_bytes,
+    recalibrate_batchnorm,
+    sample_images,
+    sample_latents,
+    slerp,
+    to_image_grid,
+)
+from .training.recipes import PRETRAINED_MODEL
 from .validate import MAX_SEED, check_int
-from .sampling import (MAX_SAMPLES, class_index, class_names, eval_mode, generate, grid_side,  # noqa: F401
-                       interpolate_classes, png_bytes, recalibrate_batchnorm, sample_images, sample_latents, slerp,
-                       to_image_grid)
 
 MAX_POINTS = 256  # points of one interpolation call (a strip of frames; 256 take about half a second)
 TRUNCATION_RANGE = (0.2, 2.0)  # the truncation slider's range

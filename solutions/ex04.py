@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cgan_course import exercises
 from cgan_course.data import load_cifar10, resolve_source
-from cgan_course.recipes import recipe
+from cgan_course.training.recipes import recipe
 from cgan_course.train import TrainConfig, train
 
 
@@ -64,9 +64,10 @@ def _variant(fast: bool, change) -> dict:
 
 
 def solve_1(fast: bool = False) -> dict:
+    classic = recipe("classic")  # the classic CGAN's model family, loss and Adam betas, declared once
     return _variant(fast, lambda cfg: dataclasses.replace(
-        cfg, model=dataclasses.replace(cfg.model, arch="classic", class_head=False), ac_weight=0.0, loss="bce",
-        beta1=0.5, beta2=0.999))
+        cfg, model=dataclasses.replace(cfg.model, arch=classic.model.arch, class_head=False), ac_weight=0.0,
+        loss=classic.loss, beta1=classic.beta1, beta2=classic.beta2))
 
 
 def solve_2(fast: bool = False) -> dict:

@@ -16,7 +16,7 @@ import torch
 
 from cgan_course import checkpoints, classifier, pretrained, release
 from cgan_course.checkpoints import CheckpointError, card_path, load_checkpoint, save_checkpoint, sha256
-from cgan_course.data import REPO_ROOT
+from cgan_course.paths import REPO_ROOT
 
 from test_checkpoints import tiny_checkpoint
 

@@ -99,7 +99,7 @@ def test_download_replaces_a_crafted_batch(tmp_path, monkeypatch):
     """The fix the message names works: download=True fetches again when a file is not official."""
     import torchvision
 
-    monkeypatch.setattr(data, "OFFICIAL_MD5", _fake_official(tmp_path / "official"), raising=False)
+    monkeypatch.setattr(data.cifar10, "OFFICIAL_MD5", _fake_official(tmp_path / "official"), raising=False)
     calls = []
 
     def fake_download(root, train, download):  # what torchvision does: fetch, verify, extract
@@ -159,7 +159,7 @@ def test_cli_info_prints_the_source(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"train source: folder {tmp_path / 'tree'} (image folder tree)" in out
     assert f"test source: folder {tmp_path / 'tree'} (image folder tree)" in out
-    if not (data.DEFAULT_ROOT / "cifar-10-batches-py").exists():
+    if not (data.cifar10.DATA_DIR / "cifar-10-batches-py").exists():
         data.main(["info"])  # the default: the repository's data/, here the committed sample
         out = capsys.readouterr().out
         assert f"train source: sample {data.SAMPLE_ROOT} (committed 1,000-image sample)" in out
@@ -171,8 +171,8 @@ def test_help_and_messages_do_not_name_a_private_path(tmp_path, capsys, monkeypa
         with pytest.raises(SystemExit):
             data.main(argv)
         assert "../shared" not in capsys.readouterr().out
-    monkeypatch.setattr(data, "SAMPLE_ROOT", tmp_path / "no-sample")
-    monkeypatch.setattr(data, "DEFAULT_ROOT", tmp_path)
+    monkeypatch.setattr(data.cifar10, "SAMPLE_ROOT", tmp_path / "no-sample")
+    monkeypatch.setattr(data.cifar10, "DATA_DIR", tmp_path)
     with pytest.raises(DatasetError) as err:
         load_cifar10()
     assert "../shared" not in str(err.value) and "your copy" in str(err.value)
@@ -186,7 +186,7 @@ def _forbid_decoding(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("decoded an image although the cache should have been used")
 
-    monkeypatch.setattr(data, "_decode", fail)
+    monkeypatch.setattr(data.decode, "_decode", fail)
 
 
 def _overwrite(path: Path, pixels: np.ndarray, keep_mtime: bool) -> None:

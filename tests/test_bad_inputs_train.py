@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import cgan_course.train as train_mod
 from cgan_course.checkpoints import load_checkpoint, save_checkpoint
-from cgan_course.losses import d_loss_hinge, g_loss_hinge
+from cgan_course.losses import LOSSES, d_loss_hinge, g_loss_hinge
 from cgan_course.train import main
 
 TINY = ["--data-source", "sample", "--g-width", "8", "--d-width", "8", "--z-dim", "16", "--batch-size", "8",
@@ -130,7 +129,7 @@ def test_log_rows_after_the_last_checkpoint_are_not_duplicated_on_resume(tmp_pat
 
     out = tmp_path / "run"
     with monkeypatch.context() as m:
-        m.setitem(train_mod.LOSSES, "hinge", (crash_in_step_4, g_loss_hinge))
+        m.setitem(LOSSES, "hinge", (crash_in_step_4, g_loss_hinge))
         with pytest.raises(RuntimeError, match="simulated crash"):
             run(out, "--steps", "10", "--ckpt-every", "2")
     assert logged_steps(out) == [1, 2, 3] and load_checkpoint(out / "checkpoint.pt")["step"] == 2
@@ -293,7 +292,7 @@ def test_a_deleted_log_is_rebuilt_and_a_foreign_one_refused(tmp_path, cli_error,
 
 def test_divergence_before_any_checkpoint_says_none_is_kept(tmp_path, cli_error, monkeypatch):
     """It used to say "the last good checkpoint is kept" when none existed."""
-    monkeypatch.setitem(train_mod.LOSSES, "hinge", (lambda r, f: d_loss_hinge(r, f) * float("nan"), g_loss_hinge))
+    monkeypatch.setitem(LOSSES, "hinge", (lambda r, f: d_loss_hinge(r, f) * float("nan"), g_loss_hinge))
     out = tmp_path / "run"
     cli_error(main, [*TINY, "--out", str(out), "--steps", "3", "--ckpt-every", "0"],
               r"loss became NaN/inf between steps 0 and 1 .*No checkpoint was written yet \(lower --ckpt-every")

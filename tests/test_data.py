@@ -91,7 +91,7 @@ def write_official_batches(monkeypatch, root: Path, labels_offset: int = 0, n: i
                  "filenames": [f"{name}_{j}.png" for j in range(n)]}
         with open(folder / name, "wb") as f:
             pickle.dump(entry, f)
-    monkeypatch.setattr(data, "OFFICIAL_MD5", {
+    monkeypatch.setattr(data.cifar10, "OFFICIAL_MD5", {
         p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()})
     return torch.from_numpy(np.concatenate(train))
 
@@ -167,7 +167,7 @@ def test_auto_order(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
     # the repository's data/ holds only the sample: "sample"; so does the sample's own folder
-    if not (data.REPO_ROOT / "data" / "cifar-10-batches-py").exists():
+    if not (data.cifar10.DATA_DIR / "cifar-10-batches-py").exists():
         assert resolve_source() == ("sample", data.SAMPLE_ROOT)
     assert resolve_source(data.SAMPLE_ROOT) == ("sample", data.SAMPLE_ROOT)
     # a root named explicitly never falls back to the sample (tests/test_bad_inputs_data.py)
@@ -200,8 +200,8 @@ def test_auto_env_var_typo_is_an_error(tmp_path, monkeypatch):
 
 
 def test_auto_nothing_found(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "SAMPLE_ROOT", tmp_path / "no-sample")
-    monkeypatch.setattr(data, "DEFAULT_ROOT", tmp_path)  # the default root, as if data/ were empty
+    monkeypatch.setattr(data.cifar10, "SAMPLE_ROOT", tmp_path / "no-sample")
+    monkeypatch.setattr(data.cifar10, "DATA_DIR", tmp_path)  # the default root, as if data/ were empty
     with pytest.raises(DatasetError, match="no CIFAR-10 found") as err:
         load_cifar10()
     message = str(err.value)
@@ -295,7 +295,7 @@ def _forbid_decoding(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("decoded an image although the cache should have been used")
 
-    monkeypatch.setattr(data, "_decode", fail)
+    monkeypatch.setattr(data.decode, "_decode", fail)
 
 
 def test_cache_hit_and_invalidation(tmp_path, monkeypatch):

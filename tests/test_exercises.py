@@ -12,15 +12,16 @@ import nbformat
 import pytest
 import torch
 
-from cgan_course import exercises, pretrained, serve
+from cgan_course import exercises, models, pretrained, serve, toy
 from cgan_course.errors import CourseError
 from cgan_course.exercises import EXERCISES, NotYetRight
+from cgan_course.paths import SOLUTIONS_DIR
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 def _solution(notebook: str):
-    path = exercises.SOLUTIONS_DIR / f"ex{notebook}.py"
+    path = SOLUTIONS_DIR / f"ex{notebook}.py"
     spec = importlib.util.spec_from_file_location(f"solutions_ex{notebook}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -103,7 +104,7 @@ def test_pair_conditioning_rejects_fine_labels():
 
 
 def test_pair_conditioning_rejects_samples_on_another_pair():
-    centers = exercises.toy.ring_centers(8, 2.0)
+    centers = toy.ring_centers(8, 2.0)
     labels = torch.arange(40) % 4
     samples = centers[(2 * labels + 2) % 8]  # every class draws the next class's modes
     with pytest.raises(NotYetRight, match=r"class 0: only 0% of its samples"):
@@ -155,7 +156,7 @@ def test_upsampling_blocks_32px_count():
 
 def test_bias_head_rejects_a_projection():
     with pytest.raises(NotYetRight, match="not a per-class bias"):
-        exercises.check_bias_head(exercises.models.ProjectionHead)
+        exercises.check_bias_head(models.ProjectionHead)
 
 
 def test_power_iteration_names_frobenius_and_squared():

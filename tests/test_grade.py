@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from cgan_course import grade
-from cgan_course.data import REPO_ROOT
+from cgan_course.paths import REPO_ROOT
 
 CH03 = REPO_ROOT / "notebooks" / "03_conditional_architectures.ipynb"
 

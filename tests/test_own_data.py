@@ -116,7 +116,7 @@ def _forbid_decoding(monkeypatch) -> None:
     def fail(*args, **kwargs):
         raise AssertionError("decoded an image although the cache should have been used")
 
-    monkeypatch.setattr(data, "_decode", fail)
+    monkeypatch.setattr(data.decode, "_decode", fail)
 
 
 BAD = ["scissors_2/broken.png", "scissors_2/truncated.jpg"]
@@ -589,7 +589,7 @@ def test_archive_members_that_collide_once_normalised_are_refused(tmp_path):
 
 
 def test_an_oversized_archive_member_is_refused_before_it_is_read(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "MAX_MEMBER_BYTES", 1000)
+    monkeypatch.setattr(data.decode, "MAX_MEMBER_BYTES", 1000)
     tar = _tar(tmp_path / "d.tar.gz", {"cat/0.png": _png_bytes(1), "cat/1.png": b"\0" * 5000,
                                        "dog/0.png": _png_bytes(3), "dog/1.png": _png_bytes(4)})
     with pytest.raises(DatasetError, match=r"'cat/1.png' is 5,000 bytes, over MAX_MEMBER_BYTES=1,000"):
@@ -599,7 +599,7 @@ def test_an_oversized_archive_member_is_refused_before_it_is_read(tmp_path, monk
 def test_an_image_over_the_pixel_limit_is_not_decoded(tmp_path, monkeypatch):
     root = make_counts(tmp_path / "d", {"a": 2, "b": 2})
     Image.fromarray(np.zeros((300, 200, 3), np.uint8)).save(root / "a" / "big.png")
-    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 50_000)
+    monkeypatch.setattr(data.decode, "MAX_IMAGE_PIXELS", 50_000)
     with pytest.raises(DatasetError, match=r"big.png.*200 x 300 pixels, over MAX_IMAGE_PIXELS=50,000"):
         load_class_folders(root, test_fraction=0, cache=False)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cgan_course import metrics, pretrained
-from cgan_course.data import CLASSES
+from cgan_course.data import CLASSES, describe_source
 from cgan_course.checkpoints import CheckpointError, sha256, with_legacy_fields
 from cgan_course.release import wall_time_s
 from cgan_course.train import config_from_args
@@ -49,7 +49,7 @@ def test_card_describes_the_run():
     last_logged = int(log.read_text().strip().splitlines()[-1].split(",")[0])
     assert 0 <= training["steps"] - last_logged < config["log_every"]
     assert training["wall_time_min"] == round(wall_time_s(log) / 60, 1)
-    assert training["data_source"].startswith(metrics.describe_source(config["data_source"], config["data_root"]))
+    assert training["data_source"].startswith(describe_source(config["data_source"], config["data_root"]))
     assert pretrained.GENERATOR_FILE.stat().st_size < 10 * 2**20
     assert (pretrained.PRETRAINED_DIR / "generator_grid.png").is_file()
 

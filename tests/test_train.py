@@ -16,13 +16,26 @@ import pytest
 import torch
 
 import cgan_course.train as train_mod
-from cgan_course.data import DeviceBatches, load_cifar10
-from cgan_course.losses import d_loss_hinge, g_loss_hinge
-from cgan_course.models import ModelConfig
+import cgan_course.training.resume as resume_mod
+import cgan_course.training.state as state_mod
 from cgan_course.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from cgan_course.data import DeviceBatches, load_cifar10
 from cgan_course.errors import CourseError
-from cgan_course.train import (EMA, GANLoss, Placement, TrainConfig, TrainingDiverged, TrainState, config_from_args,
-                               gan_step, load_generator_from_checkpoint, train, uses_channels_last)
+from cgan_course.losses import LOSSES, d_loss_hinge, g_loss_hinge
+from cgan_course.models import ModelConfig
+from cgan_course.train import (
+    EMA,
+    GANLoss,
+    Placement,
+    TrainConfig,
+    TrainingDiverged,
+    TrainState,
+    config_from_args,
+    gan_step,
+    load_generator_from_checkpoint,
+    train,
+)
+from cgan_course.runtime import uses_channels_last
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ModelConfig(g_width=8, d_width=8, z_dim=16)
@@ -121,7 +134,7 @@ def test_nan_stops_and_keeps_last_good_checkpoint(tmp_path, sample, monkeypatch)
         loss = d_loss_hinge(d_real, d_fake)
         return loss * float("nan") if calls["n"] > 5 else loss
 
-    monkeypatch.setitem(train_mod.LOSSES, "hinge", (d_loss_nan_later, g_loss_hinge))
+    monkeypatch.setitem(LOSSES, "hinge", (d_loss_nan_later, g_loss_hinge))
     with pytest.raises(TrainingDiverged, match="NaN/inf.*last good checkpoint"):
         train(tiny_cfg(tmp_path, steps=20, ckpt_every=2, log_every=1000), sample)
     state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
@@ -289,7 +302,7 @@ def test_fake_labels_and_reuse(tmp_path, sample, monkeypatch, fake_labels, reuse
     """``fake_labels="real"``: the D step's fakes carry the real batch's labels (the same class
     mix on both sides of D). ``reuse_fakes``: the G step draws those same (z, y) again."""
     calls = []  # (grad enabled, z, y) per generator call
-    original = train_mod.build_generator
+    original = state_mod.build_generator
 
     def recording_generator(cfg):
         G = original(cfg)
@@ -297,9 +310,9 @@ def test_fake_labels_and_reuse(tmp_path, sample, monkeypatch, fake_labels, reuse
         return G
 
     reals = []
-    original_next = train_mod.DeviceBatches.__next__
-    monkeypatch.setattr(train_mod, "build_generator", recording_generator)
-    monkeypatch.setattr(train_mod.DeviceBatches, "__next__", lambda self: reals.append(original_next(self)) or reals[-1])
+    original_next = DeviceBatches.__next__
+    monkeypatch.setattr(state_mod, "build_generator", recording_generator)  # where TrainState.new builds G
+    monkeypatch.setattr(DeviceBatches, "__next__", lambda self: reals.append(original_next(self)) or reals[-1])
     train(tiny_cfg(tmp_path, steps=3, fake_labels=fake_labels, reuse_fakes=reuse), sample)
     calls = calls[:6]  # the final sample grid calls G too
     d_calls, g_calls = calls[0::2], calls[1::2]
@@ -457,7 +470,7 @@ def test_batches_argument_replaces_the_input_pipeline(tmp_path, sample):
 def test_zero_turns_log_sample_and_checkpoint_intervals_off(tmp_path, sample, monkeypatch):
     """0 = off: no log rows, no grids, and a checkpoint only at the end of the run."""
     saved_at = []
-    monkeypatch.setattr(train_mod, "save_checkpoint", lambda path, state: saved_at.append(state["step"]))
+    monkeypatch.setattr(resume_mod, "save_checkpoint", lambda path, state: saved_at.append(state["step"]))
     res = train(tiny_cfg(tmp_path, steps=4, log_every=0, sample_every=0, ckpt_every=0), sample)
     assert res.history == [] and not (res.out / "log.csv").exists() and not (res.out / "samples").exists()
     assert saved_at == [4]
@@ -650,3 +663,27 @@ def test_a_class_head_may_be_added_to_a_state_without_one(tmp_path, sample):
         train(tiny_cfg(tmp_path, out=str(tmp_path / "wide"), model=other, init_from=str(path)), sample)
     with pytest.raises(CheckpointError, match=r"is not a compact training state \(train_state.pt\)"):
         train(tiny_cfg(tmp_path, out=str(tmp_path / "bad"), init_from=str(plain.out / "checkpoint.pt")), sample)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA only: torch.cuda.set_sync_debug_mode")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_training_step_never_waits_for_the_gpu(sample, precision):
+    """No host-device sync inside gan_step (fp16 is left out: its GradScaler must read the inf check):
+    batches are indexed and flipped on the device, D's BatchNorm lookup is cached, the EMA is one
+    foreach kernel, and the losses stay on the device until a log row reads them."""
+    from cgan_course.data import DeviceBatches
+    from cgan_course.runtime import autocast, autocast_dtype
+
+    device = torch.device("cuda")
+    cfg = TrainConfig(model=TINY, batch_size=16, precision=precision, d_steps=2)
+    place = Placement(device, autocast_dtype(precision, device), channels_last=True)
+    state = TrainState.new(cfg, DeviceBatches(*sample, cfg.batch_size, device, seed=0), place)
+    loss, amp = GANLoss.named("hinge", cfg.ac_weight), autocast(device, place.amp_dtype)
+    gan_step(state, loss, cfg, amp)  # the first call allocates; what matters is every later step
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(100):  # past an epoch boundary of the 1,000-image sample (62 batches)
+            stats = gan_step(state, loss, cfg, amp)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert torch.isfinite(stats.cpu()).all()

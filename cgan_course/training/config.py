@@ -1,6 +1,6 @@
 """What a training run is told: ``TrainConfig`` (its fields generate the CLI's options and are
 checked by the validation layer), which fields a resume may change, and the loss a config means.
-``recipes.py`` declares the course's recipes as TrainConfigs; ``train.py`` runs them."""
+``recipes.py`` declares the course's recipes as TrainConfigs; ``loop.py`` runs them."""
 from __future__ import annotations
 
 import dataclasses
@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .diffaugment import diff_augment
-from .errors import CourseError
-from .losses import LOSSES
-from .models import ModelConfig
-from .runtime import PRECISIONS
-from .validate import MAX_SEED, check_fields, config_field
+from ..diffaugment import diff_augment
+from ..errors import CourseError
+from ..losses import LOSSES
+from ..models import ModelConfig
+from ..runtime import PRECISIONS
+from ..validate import MAX_SEED, check_fields, config_field
 
 MAX_STEPS = 10**9  # bounds of the step counters and the batch: far beyond any run, far below an overflow
 MAX_BATCH = 4096

@@ -1,7 +1,7 @@
 """The training recipes, declared once: every notebook, solution, benchmark and the CLI's
 ``--recipe`` start from these and change only what they study.
 
-    from cgan_course.recipes import recipe
+    from cgan_course.training.recipes import recipe
     cfg = recipe("classroom", steps=100_000, max_minutes=5)      # notebook 04's live run
 
 ``pretrained`` is the committed generator's recipe (projection cGAN, DCGAN body at width 32,
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .errors import CourseError
-from .models import ModelConfig
+from ..errors import CourseError
+from ..models import ModelConfig
 from .config import TrainConfig
 
 PRETRAINED_MODEL = ModelConfig(g_width=32, d_width=32)  # the architecture of data/pretrained/generator.pt

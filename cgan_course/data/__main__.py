@@ -1,0 +1,4 @@
+"""python -m cgan_course.data"""
+from .cli import main
+
+main()

@@ -1,0 +1,164 @@
+"""Notebook 05 (latent space and evaluation): the checks of its exercises.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .. import metrics
+from ..runtime import eval_mode
+from ..sampling import generate, sample_latents
+from .core import Feedback, _close, _exercise, _number
+
+# ----------------------------------------------------------------------------------------------
+# 05 · Interpolation and FID
+
+
+def chi_mean_std(d: int) -> tuple[float, float]:
+    """Mean and standard deviation of ||z|| for z ~ N(0, I_d) (a chi distribution with d degrees)."""
+    mean = math.sqrt(2) * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
+    return mean, math.sqrt(max(d - mean ** 2, 0.0))
+
+
+def truncated_variance(tau: float) -> float:
+    """Variance of N(0, 1) truncated to [-tau, tau]: 1 - 2 tau phi(tau) / (2 Phi(tau) - 1)."""
+    phi = math.exp(-tau ** 2 / 2) / math.sqrt(2 * math.pi)
+    mass = math.erf(tau / math.sqrt(2))  # 2 Phi(tau) - 1
+    return 1 - 2 * tau * phi / mass
+
+
+@_exercise("05.1", "the norm shell in 8 and 512 dimensions")
+def check_latent_shell(measurements: dict, n: int) -> None:
+    """``measurements``: {z_dim: (mean ||z||, std ||z||, mean ||lerp midpoint||)} over ``n`` pairs of
+    independent latents, for z_dim 8 and 512 at least."""
+    fb = Feedback("05.1")
+    if not fb.expect({8, 512} <= set(measurements), "z_dim 8 and 512 measured",
+                     f"measure z_dim 8 and 512 at least, got {sorted(measurements)}"):
+        fb.done()
+    for d, values in sorted(measurements.items()):
+        try:
+            mean, std, mid = (float(v) for v in values)
+        except (TypeError, ValueError):
+            fb.wrong(f"z_dim {d}: give three numbers (mean norm, std of the norms, mean midpoint norm)")
+            continue
+        m, s = chi_mean_std(d)
+        se = s / math.sqrt(n)  # standard error of a mean of n norms
+        fb.expect(abs(mean - m) < 5 * se + 1e-3 and abs(std - s) < 5 * s / math.sqrt(2 * n) + 1e-3,
+                  f"z_dim {d}: ||z|| = {m:.2f} ± {s:.2f}",
+                  f"z_dim {d}: ||z|| should be about {m:.2f} ± {s:.2f}, got {mean:.2f} ± {std:.2f}: "
+                  "sample_latents(n, d).norm(dim=1)")
+        fb.expect(abs(mid - m / math.sqrt(2)) < 5 * se / math.sqrt(2) + 1e-3,
+                  f"z_dim {d}: lerp midpoints {m / math.sqrt(2):.2f} (x 1/sqrt 2)",
+                  f"z_dim {d}: the midpoints (z0 + z1) / 2 should have norm about {m / math.sqrt(2):.2f}, "
+                  f"got {mid:.2f}")
+        fb.note(f"z_dim {d}: the shell is {s / m:.0%} of its radius thick; the lerp midpoint sits "
+                f"{(m - m / math.sqrt(2)) / s:.1f} shell-widths inside it")
+    fb.note("the midpoint ratio is 1/sqrt 2 in every dimension, but only in high dimension is that far "
+            "outside the region the latents come from")
+    fb.done()
+
+
+@_exercise("05.2", "truncation moves the latents onto a smaller shell")
+def check_truncated_norms(norms: dict, z_dim: int = 128) -> None:
+    """``norms``: {tau: mean ||z|| of sample_latents(n, z_dim, seed, truncation=tau)}; include a tau <= 1."""
+    fb = Feedback("05.2")
+    if not fb.expect(any(float(t) <= 1 for t in norms), "a truncation <= 1 measured",
+                     f"include at least one truncation <= 1, got {sorted(norms)}"):
+        fb.done()
+    full = chi_mean_std(z_dim)[0]
+    for tau, value in sorted(norms.items()):
+        radius = math.sqrt(z_dim * truncated_variance(float(tau)))
+        got = _number(fb, f"the norm at truncation {tau}", value)
+        if got is None:
+            continue
+        if _close(got, full, 0.02) and not _close(got, radius, 0.02):
+            fb.wrong(f"truncation {tau}: {got:.2f} is the untruncated shell: pass truncation={tau} to sample_latents")
+            continue
+        fb.expect(_close(got, radius, 0.02), f"truncation {tau}: radius {radius:.2f} = {radius / full:.0%} of sqrt(d)",
+                  f"truncation {tau}: expected about sqrt(d x Var) = {radius:.2f}, got {got:.2f}")
+    fb.note("G was trained on latents of norm about sqrt(d): truncated latents lie inside that shell, in a "
+            "region it never saw; truncation helps only where G behaves smoothly there")
+    fb.done()
+
+
+@_exercise("05.3", "extrapolating FD to infinitely many samples")
+def check_fd_extrapolation(ns, fds, fd_inf, c) -> None:
+    """``fd_inf``, ``c``: the least-squares fit FD(N) = fd_inf + c / N to the measured ``(ns, fds)``."""
+    fb = Feedback("05.3")
+    ns, fds = np.asarray(ns, dtype=float), np.asarray(fds, dtype=float)
+    if not fb.expect(ns.shape == fds.shape and ns.size >= 3, f"{ns.size} points to fit",
+                     "give at least 3 sample sizes and one FD for each"):
+        fb.done()
+    (a, b), *_ = np.linalg.lstsq(np.stack([np.ones_like(ns), 1 / ns], axis=1), fds, rcond=None)
+    f, k = _number(fb, "fd_inf", fd_inf), _number(fb, "c", c)
+    if f is not None and k is not None:
+        if abs(f) < 1e-9 and not _close(a, 0.0):
+            fb.wrong("fd_inf = 0: fit an intercept too, FD(N) = fd_inf + c / N (columns 1 and 1/N)")
+        else:
+            fb.expect(_close(f, a, 1e-2, 1e-3) and _close(k, b, 1e-2, 1e-3), f"FD_inf = {a:.3f}, c = {b:.1f}",
+                      f"the least-squares fit gives FD_inf = {a:.3f}, c = {b:.1f}; got {f:.3f}, {k:.1f}")
+    fb.expect(b > 0, "c > 0: FD is biased upwards at small N",
+              "the fitted c is not positive: measure more N, FD's bias makes small-N values larger")
+    if a < 0:
+        fb.note("FD_inf < 0: a distance cannot be negative, so the 1/N model or the points are too noisy here")
+    fb.done()
+
+
+@_exercise("05.4", "a generator that ignores which label goes with which latent")
+def check_label_shuffler(shuffler: nn.Module, G: nn.Module, num_samples: int = 200) -> None:
+    """``shuffler``: a module whose ``forward(z, y)`` returns ``G(z, y[torch.randperm(len(y))])``
+    and which exposes ``z_dim`` and ``num_classes`` like ``G``."""
+    fb = Feedback("05.4")
+    if not fb.expect(getattr(shuffler, "z_dim", None) == G.z_dim and getattr(shuffler, "num_classes", None)
+                     == G.num_classes, "z_dim and num_classes copied from G",
+                     "set self.z_dim = G.z_dim and self.num_classes = G.num_classes in __init__: the "
+                     "metrics read them"):
+        fb.done()
+    with eval_mode(G), eval_mode(shuffler):  # the learner's modules are left as they were
+        z = sample_latents(20, G.z_dim, seed=0)
+        same = torch.full((20,), 3)
+        fb.expect(torch.allclose(generate(shuffler, z, same), generate(G, z, same), atol=1e-5),
+                  "with one label for all, it draws exactly G's images", "with y all equal it must return G(z, y): "
+                                                                          "call the wrapped G, change only y")
+        y = torch.arange(20) % G.num_classes
+        out = generate(shuffler, z, y)  # (20, 3, S, S)
+        every = torch.stack([generate(G, z, torch.full((20,), c)) for c in range(G.num_classes)], dim=1)  # (20, K, 3, S, S)
+        matches = (every - out[:, None]).flatten(2).abs().amax(dim=2) < 1e-5  # (20, K): image i is G(z_i, class k)
+        fb.expect(bool(matches.any(dim=1).all()) and not torch.allclose(out, generate(G, z, y), atol=1e-5),
+                  "each image is G(z_i, y_j) for some other label j",
+                  "every image must be G(z_i, y_j) with the labels permuted: G(z, y[torch.randperm(len(y))])")
+    clf = metrics.ClassifierFeatures()
+    acc_g = metrics.label_fidelity(G, clf, num_samples=num_samples).value
+    acc_s = metrics.label_fidelity(shuffler, clf, num_samples=num_samples).value
+    low, high = metrics.wilson_interval(acc_s, num_samples)
+    fb.expect(acc_s < 0.25, f"label accuracy drops to {acc_s:.0%} (95% CI {low:.0%}-{high:.0%}), G: {acc_g:.0%}",
+              f"label accuracy is still {acc_s:.0%}: the labels are not being shuffled")
+    fb.note("the set of images is G's (same latents, same mix of classes), so the plain FD, which compares "
+            "unlabelled sets, barely changes; intra-FD and label accuracy pair each image with its label")
+    fb.done()
+
+
+@_exercise("05.5", "the Inception Score by hand")
+def check_inception_score(is_fn: Callable[[torch.Tensor], float]) -> None:
+    """``is_fn(logits [N, K])``: exp(E_x KL(p(y|x) || p(y))) over all N (no splits)."""
+    fb = Feedback("05.5")
+    gen = torch.Generator().manual_seed(0)
+    confident = 30.0 * torch.eye(10)
+    cases = {"random logits": torch.randn(500, 10, generator=gen) * 2,
+             "uniform predictions": torch.zeros(100, 10),
+             "one confident image per class": confident,
+             "every image confidently class 0": confident[[0] * 10]}
+    for name, logits in cases.items():
+        true = metrics.inception_score_from_logits(logits, splits=1)[0]
+        got = _number(fb, f"is_fn on {name}", is_fn(logits.clone()))
+        if got is not None:
+            fb.expect(_close(got, true, 1e-4, 1e-6), f"{name}: IS = {true:.3f}",
+                      f"{name}: IS should be {true:.3f}, got {got:.3f}: p = softmax(logits), p_y = p.mean(0), "
+                      "exp of the mean over images of sum(p * (log p - log p_y))")
+    fb.note("ten copies of one perfect image per class score the maximum, 10: IS rewards confident, "
+            "class-balanced predictions and cannot see diversity within a class, nor compare with real data")
+    fb.done()
