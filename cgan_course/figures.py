@@ -6,8 +6,7 @@ import torch.nn as nn
 
 from .data import to_unit_range
 from .errors import CourseError
-from .sampling import sample_grid, to_image_grid
-from .widgets import class_names
+from .sampling import class_names, sample_grid, to_image_grid
 
 
 def class_grid_figure(G: nn.Module, per_class: int = 10, seed: int = 0, title: str = "",

@@ -26,7 +26,7 @@ from .errors import CourseError
 from .models import ModelConfig, build_generator
 from .pretrained import GENERATOR_FILE, PretrainedMissing, load_generator
 from .runtime import eval_mode
-from .sampling import (  # noqa: F401
+from .sampling import (
     MAX_SAMPLES,
     class_index,
     class_names,
@@ -116,11 +116,10 @@ def median_seconds(fn: Callable[[int], object], repeats: int = 20) -> float:
 # A generator to play with
 
 
-PRETRAINED_SIZE = PRETRAINED_MODEL  # the architecture of data/pretrained/generator.pt (recipes.py)
 
 
 @torch.no_grad()
-def stand_in_generator(cfg: ModelConfig = PRETRAINED_SIZE, seed: int = 0) -> nn.Module:
+def stand_in_generator(cfg: ModelConfig = PRETRAINED_MODEL, seed: int = 0) -> nn.Module:
     """An untrained generator that still shows something per class, in eval mode.
 
     A fresh projection G starts with every class's BatchNorm gain at 1 and bias at 0, so all

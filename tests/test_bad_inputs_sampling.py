@@ -283,7 +283,8 @@ def test_numpy_class_indices_work(stand_in):
 
 def test_class_walks_need_an_embedding_and_a_conditional_generator(stand_in):
     from cgan_course.toy import MLPGenerator  # one-hot conditioning: no embedding to blend
-    from cgan_course.widgets import class_names, interpolate
+    from cgan_course.sampling import class_names
+    from cgan_course.widgets import interpolate
 
     with course_error("nn.Embedding"):
         interpolate(MLPGenerator(z_dim=4, num_classes=10), torch.tensor([0.5]), "classes", 0, 1)
@@ -320,7 +321,7 @@ def test_interpolation_points_are_capped(stand_in):
 
 
 def test_folders_named_by_numbers_cannot_make_a_request_ambiguous(stand_in):
-    from cgan_course.widgets import class_index
+    from cgan_course.sampling import class_index
 
     stand_in.classes = ["0", "1", "10", "11", "2", "3", "4", "5", "6", "7"]  # string order of folders 0..11 (some)
     try:

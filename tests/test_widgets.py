@@ -7,8 +7,9 @@ pytest.importorskip("ipywidgets")
 
 from cgan_course.data import CLASSES
 from cgan_course.models import ModelConfig, build_generator
+from cgan_course.sampling import sample_images
 from cgan_course.widgets import (ClassSampler, InterpolationView, interpolate, render_interpolation,
-                                 render_samples, sample_images, stand_in_generator)
+                                 render_samples, stand_in_generator)
 
 SMALL = ModelConfig(g_width=8, d_width=8, z_dim=16)
 

@@ -110,7 +110,7 @@ def check_render_all_classes(render_fn: Callable[..., bytes], G: nn.Module, seed
     fb = Feedback("06.4")
     png = render_fn(G, seed, per_class)
     if not fb.expect(isinstance(png, bytes) and png[:8] == b"\x89PNG\r\n\x1a\n", "returns PNG bytes",
-                     "return PNG bytes (widgets.png_bytes(grid) makes them), not an array or a figure"):
+                     "return PNG bytes (sampling.png_bytes(grid) makes them), not an array or a figure"):
         fb.done()
     picture = torch.from_numpy(np.array(Image.open(io.BytesIO(png)).convert("RGB"))).permute(2, 0, 1)  # (3, H, W)
     expected = to_image_grid(sample_grid(G, per_class=per_class, seed=seed), nrow=per_class)  # (3, h, w)
