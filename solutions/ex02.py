@@ -24,14 +24,14 @@ def _batch(n: int = 8) -> torch.Tensor:
 def solve_1(fast: bool = False) -> dict:
     images, _ = data.load_cifar10(None, train=False, source="sample")
     x = images.double() / 255  # [0, 1] units, float64 so 10^7 pixels sum exactly enough
-    return dict(images=images, mean=x.mean(dim=(0, 2, 3)), std=x.std(dim=(0, 2, 3)))
+    return dict(images=images, mean=x.mean(dim=(0, 2, 3)), std=x.std(dim=(0, 2, 3)), matters="a")
 
 
 def solve_2(fast: bool = False) -> dict:
     x = _batch()
     crop = T.RandomCrop(32, padding=4)  # pads with 0: grey in [-1, 1]
     torch.manual_seed(0)
-    return dict(x=x, cropped=torch.stack([crop(image) for image in x]))
+    return dict(x=x, cropped=torch.stack([crop(image) for image in x]), artefact="a")  # flat border bands
 
 
 def solve_3(fast: bool = False) -> dict:

@@ -33,7 +33,7 @@ class BiasHead(nn.Module):
 
 
 def solve_2(fast: bool = False) -> dict:
-    return dict(head_cls=BiasHead)
+    return dict(head_cls=BiasHead, detects="a")  # a class-wide shift, no image-class match
 
 
 def spectral_norm_estimate(W: torch.Tensor, iterations: int = 100) -> float:

@@ -13,7 +13,14 @@ import torch.nn as nn
 
 from cgan_course import exercises, metrics, pretrained
 from cgan_course.data import CLASSES
-from cgan_course.sampling import lerp, png_bytes, sample_grid, sample_latents, slerp, to_image_grid
+from cgan_course.sampling import (
+    lerp,
+    png_bytes,
+    sample_grid,
+    sample_latents,
+    slerp,
+    to_image_grid,
+)
 
 
 def solve_1(fast: bool = False) -> dict:

@@ -16,7 +16,11 @@ import tempfile
 from pathlib import Path
 
 from cgan_course import exercises, metrics, serve
-from cgan_course.classifier import ClassifierConfig, TrainClassifierConfig, train_classifier
+from cgan_course.classifier import (
+    ClassifierConfig,
+    TrainClassifierConfig,
+    train_classifier,
+)
 from cgan_course.data import SAMPLE_ROOT, load_class_folders, make_subset
 from cgan_course.models import ModelConfig
 from cgan_course.train import TrainConfig, train

@@ -15,6 +15,7 @@ import torch
 from cgan_course import exercises, models, pretrained, serve, toy
 from cgan_course.errors import CourseError
 from cgan_course.exercises import EXERCISES, NotYetRight
+from cgan_course.models import ModelConfig, build_generator
 from cgan_course.paths import SOLUTIONS_DIR
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -100,7 +101,7 @@ def test_coverage_check_names_the_wrong_frame():
 def test_pair_conditioning_rejects_fine_labels():
     samples, labels = torch.zeros(80, 2), torch.arange(80) % 8
     with pytest.raises(NotYetRight, match=r"coarse classes 0..3 \(y // 2\)"):
-        exercises.check_pair_conditioning(samples, labels)
+        exercises.check_pair_conditioning(samples, labels, expected="a")
 
 
 def test_pair_conditioning_rejects_samples_on_another_pair():
@@ -108,7 +109,43 @@ def test_pair_conditioning_rejects_samples_on_another_pair():
     labels = torch.arange(40) % 4
     samples = centers[(2 * labels + 2) % 8]  # every class draws the next class's modes
     with pytest.raises(NotYetRight, match=r"class 0: only 0% of its samples"):
-        exercises.check_pair_conditioning(samples, labels)
+        exercises.check_pair_conditioning(samples, labels, expected="a")
+
+
+def _on_their_modes() -> dict:
+    labels = torch.arange(40) % 4
+    return dict(samples=toy.ring_centers(8, 2.0)[2 * labels], labels=labels)  # class c on its mode 2c
+
+
+PREDICTIONS = {  # check, the right letter's other arguments, the prediction's name
+    "01.4": (lambda **kw: exercises.check_pair_conditioning(**kw), _on_their_modes, "expected"),
+    "02.2": (lambda **kw: exercises.check_crop_padding(**kw),
+             lambda: {k: v for k, v in _solution("02").solve_2(fast=True).items() if k != "artefact"}, "artefact"),
+    "01.5": (lambda **kw: exercises.check_d_loss_dip(**kw), dict, "answer"),
+    "02.1": (lambda **kw: exercises.check_channel_stats(**kw),
+             lambda: {k: v for k, v in _solution("02").solve_1(fast=True).items() if k != "matters"}, "matters"),
+    "03.2": (lambda **kw: exercises.check_bias_head(**kw), lambda: dict(head_cls=_solution("03").BiasHead), "detects"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(PREDICTIONS))
+def test_a_prediction_passes_only_with_the_right_letter(key):
+    """The "why" questions are checked predictions: the stub (None), a non-letter and every wrong
+    letter fail, each wrong letter with its reason; only the right letter passes."""
+    check, others, name = PREDICTIONS[key]
+    check(**others(), **{name: "a"})
+    for answer in ("b", "c", "d", None, "", "e", 3):
+        with pytest.raises(NotYetRight, match=rf"{name}: (not \([bcd]\): \w|answer with one letter)"):
+            check(**others(), **{name: answer})
+
+
+def test_the_shuffler_prediction_fails_on_every_wrong_letter():
+    """05.4's prediction (why the plain FD cannot see shuffled labels), on a stand-in generator: the
+    prediction is judged first, so a wrong letter is the first thing the learner reads."""
+    G = build_generator(ModelConfig(g_width=8, d_width=8, z_dim=16)).eval()
+    for why in ("b", "c", "d", None, ""):
+        with pytest.raises(NotYetRight, match=r"exercise 05.4: why: (not \([bcd]\)|answer with one letter)"):
+            exercises.check_label_shuffler(G, G, why, num_samples=20)
 
 
 def test_d_loss_dip_explains_a_wrong_option():
@@ -120,15 +157,15 @@ def test_channel_stats_in_255_units():
     images = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
     x = images.double()
     with pytest.raises(NotYetRight, match=r"\[0, 255\] units: divide the pixels by 255"):
-        exercises.check_channel_stats(images, x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)))
+        exercises.check_channel_stats(images, x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)), "a")
     with pytest.raises(NotYetRight, match="one per channel"):
-        exercises.check_channel_stats(images, x.mean(), x.std())
+        exercises.check_channel_stats(images, x.mean(), x.std(), "a")
 
 
 def test_crop_check_rejects_a_flip():
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     with pytest.raises(NotYetRight, match="is not a padded crop"):
-        exercises.check_crop_padding(x, x.flip(3))
+        exercises.check_crop_padding(x, x.flip(3), artefact="a")
 
 
 def test_unit_range_check_catches_a_missing_clamp_and_in_place_work():
@@ -156,7 +193,7 @@ def test_upsampling_blocks_32px_count():
 
 def test_bias_head_rejects_a_projection():
     with pytest.raises(NotYetRight, match="not a per-class bias"):
-        exercises.check_bias_head(models.ProjectionHead)
+        exercises.check_bias_head(models.ProjectionHead, "a")
 
 
 def test_power_iteration_names_frobenius_and_squared():
@@ -235,7 +272,7 @@ def test_label_shuffler_must_expose_z_dim(G):
             return self.G(z, y)
 
     with pytest.raises(NotYetRight, match=r"set self.z_dim = G.z_dim"):
-        exercises.check_label_shuffler(Bare(G), G)
+        exercises.check_label_shuffler(Bare(G), G, "a")
 
 
 def test_label_shuffler_must_shuffle(G):
@@ -248,7 +285,7 @@ def test_label_shuffler_must_shuffle(G):
             return self.G(z, y)
 
     with pytest.raises(NotYetRight, match=r"labels permuted"):
-        exercises.check_label_shuffler(Identity(G), G, num_samples=20)
+        exercises.check_label_shuffler(Identity(G), G, "a", num_samples=20)
 
 
 def test_inception_score_without_the_marginal():
@@ -324,4 +361,9 @@ def test_variant_must_change_what_the_exercise_asks():
         exercises.check_classic_vs_projection(solution["baseline"], solution["variant"], "no difference", 200)
     wrong = {"better": "worse", "worse": "better", "no difference": "better"}[solution["answer"]]
     with pytest.raises(NotYetRight, match=r"the answer is"):
-        exercises.check_diffaug_effect(solution["baseline"], solution["variant"], wrong, 200)
+        exercises.check_diffaug_effect(solution["baseline"], solution["variant"], wrong, "a", 200)
+    # the prediction of why augmenting fakes is safe: every other letter, and no answer, fail; the
+    # runs are still compared, so a wrong "why" does not hide a wrong measurement verdict
+    for why in ("b", "c", "d", None, "", "x?"):
+        with pytest.raises(NotYetRight, match=r"why: (not \([bcd]\)|answer with one letter)"):
+            exercises.check_diffaug_effect(solution["baseline"], solution["variant"], solution["answer"], why, 200)

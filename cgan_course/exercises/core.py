@@ -112,6 +112,18 @@ def check_solutions(module, notebook: str, fast: bool = False) -> None:
         e.check(**getattr(module, f"solve_{e.number}")(fast=fast))
 
 
+def check_choice(fb: Feedback, name: str, answer, options: dict[str, tuple[bool, str]]) -> None:
+    """A prediction answered with one letter of ``options`` (letter -> (right?, why)). A right
+    letter prints why it is right; a wrong one prints why it is wrong; anything else asks for a
+    letter. So a learner who guesses learns the reason either way."""
+    key = str(answer).strip().lower()[:1] if isinstance(answer, str) else None
+    if key not in options:
+        fb.wrong(f"{name}: answer with one letter of {', '.join(sorted(options))}, got {answer!r}")
+        return
+    ok, why = options[key]
+    fb.expect(ok, f"{name} ({key}): {why}", f"{name}: not ({key}): {why}")
+
+
 def call_learner(fb: Feedback, name: str, fn, *args, reraise: tuple[type[BaseException], ...] = ()):
     """``fn(*args)`` for a learner's ``fn``: an exception becomes a verdict on ``fb`` (and None),
     not a crash of the check; those in ``reraise`` (the build exercises' NotImplementedError: the

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .. import toy
-from .core import Feedback, NotYetRight, _close, _exercise, _number
+from .core import Feedback, NotYetRight, _close, _exercise, _number, check_choice
 
 # ----------------------------------------------------------------------------------------------
 # 01 · GAN theory
@@ -110,10 +110,25 @@ def check_mixture_value(v_star, jsd) -> None:
     fb.done()
 
 
+_INSIDE_CLASS_OPTIONS = {
+    "a": (True, "each coarse class is two modes, a multimodal p(x | y) again: inside a class G is back in "
+                "the unconditional game, and it may cover one of the two modes (or hop between them)"),
+    "b": (False, "samples of one class landing in another class's modes is what the label prevents: D sees "
+                 "the label and rejects such pairs, whatever the class's size"),
+    "c": (False, "a smear around the whole ring would cost G against D in every class; the label keeps each "
+                 "class near its own modes"),
+    "d": (False, "conditioning removes collapse between the labelled groups only; two modes under one label "
+                 "are one unconditional problem"),
+}
+
+
 @_exercise("01.4", "conditioning on less information: y // 2 (4 classes of 2 modes)")
-def check_pair_conditioning(samples, labels, centers: torch.Tensor | None = None, sigma: float = 0.05) -> None:
-    """``samples`` [N, 2] drawn by your G(z, y // 2) for the coarse ``labels`` [N] in 0..3."""
+def check_pair_conditioning(samples, labels, expected: str, centers: torch.Tensor | None = None,
+                            sigma: float = 0.05) -> None:
+    """``samples`` [N, 2] drawn by your G(z, y // 2) for the coarse ``labels`` [N] in 0..3;
+    ``expected``: your prediction before training, one letter of exercise 4's options."""
     fb = Feedback("01.4")
+    check_choice(fb, "expected", expected, _INSIDE_CLASS_OPTIONS)
     centers = toy.ring_centers(8, 2.0) if centers is None else centers
     samples, labels = torch.as_tensor(samples).float(), torch.as_tensor(labels).long()
     if samples.ndim != 2 or samples.shape[1] != 2 or labels.shape != (samples.shape[0],):
@@ -153,10 +168,5 @@ _DIP_OPTIONS = {
 def check_d_loss_dip(answer: str) -> None:
     """``answer``: "a", "b", "c" or "d" (the options are in notebook 01's exercise 5)."""
     fb = Feedback("01.5")
-    key = str(answer).strip().lower()[:1]
-    if key not in _DIP_OPTIONS:
-        fb.wrong(f"answer with one letter of {sorted(_DIP_OPTIONS)}, got {answer!r}")
-    else:
-        ok, why = _DIP_OPTIONS[key]
-        fb.expect(ok, why, f"not ({key}): {why}")
+    check_choice(fb, "answer", answer, _DIP_OPTIONS)
     fb.done()

@@ -7,13 +7,26 @@ from typing import Callable
 import torch
 
 from .. import data
-from .core import Feedback, _as_vector, _exercise
+from .core import Feedback, _as_vector, _exercise, check_choice
+
+_STATS_OPTIONS = {
+    "a": (True, "no: train and test are draws from one distribution, so their channel statistics differ only "
+                "in the third decimal, and standardize uses the training split's statistics for both anyway"),
+    "b": (False, "test images are standardised with the *training* statistics (the model was fitted to "
+                 "those), so the test split's own statistics are never used"),
+    "c": (False, "a GAN's reals are scaled to [-1, 1] to match tanh; per-channel standardisation is for "
+                 "classifiers, and there the split difference is far below anything a model notices"),
+    "d": (False, "the differences are in the third decimal, not a large fraction of a standard deviation: "
+                 "compare your numbers with the training split's"),
+}
 
 
 @_exercise("02.1", "per-channel mean and std, by hand")
-def check_channel_stats(images: torch.Tensor, mean, std) -> None:
-    """``mean``, ``std``: your per-channel statistics of the uint8 ``images`` [N, 3, H, W], in [0, 1] units."""
+def check_channel_stats(images: torch.Tensor, mean, std, matters: str) -> None:
+    """``mean``, ``std``: your per-channel statistics of the uint8 ``images`` [N, 3, H, W], in [0, 1] units;
+    ``matters``: one letter of exercise 1's options (does the train/test difference matter?)."""
     fb = Feedback("02.1")
+    check_choice(fb, "matters", matters, _STATS_OPTIONS)
     m, s = _as_vector(fb, "mean", mean, 3), _as_vector(fb, "std", std, 3)
     if m is None or s is None:
         fb.done()
@@ -50,10 +63,23 @@ def _shift_match(original: torch.Tensor, moved: torch.Tensor, reach: int) -> tup
     return None
 
 
+_CROP_OPTIONS = {
+    "a": (True, "bands of one flat value along one or two borders: D sees them on real images, so a "
+                "generator that draws them looks more real to D"),
+    "b": (False, "a crop moves the picture by whole pixels; it does not blur it"),
+    "c": (False, "the padding adds constant pixels at the borders; the colours of the picture itself are "
+                 "unchanged"),
+    "d": (False, "the crops change the real distribution (a quarter of the reals get a border band), and a "
+                 "GAN learns the distribution it is shown, bands included"),
+}
+
+
 @_exercise("02.2", "RandomCrop(32, padding=4) on GAN reals: what it adds")
-def check_crop_padding(x: torch.Tensor, cropped: torch.Tensor, padding: int = 4) -> None:
-    """``x`` [B, 3, 32, 32] a batch, ``cropped`` the same batch after ``T.RandomCrop(32, padding=4)``."""
+def check_crop_padding(x: torch.Tensor, cropped: torch.Tensor, artefact: str, padding: int = 4) -> None:
+    """``x`` [B, 3, 32, 32] a batch, ``cropped`` the same batch after ``T.RandomCrop(32, padding=4)``;
+    ``artefact``: your prediction, one letter of exercise 2's options."""
     fb = Feedback("02.2")
+    check_choice(fb, "artefact", artefact, _CROP_OPTIONS)
     if not fb.expect(cropped.shape == x.shape, f"shape {list(x.shape)} kept",
                      f"cropped must have x's shape {list(x.shape)}, got {list(cropped.shape)}: crop back to 32"):
         fb.done()

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from .. import losses, models
-from .core import Feedback, _close, _exercise, _number, call_learner
+from .core import Feedback, _close, _exercise, _number, call_learner, check_choice
 
 # ----------------------------------------------------------------------------------------------
 # 03 · Conditional architectures
@@ -34,11 +34,23 @@ def check_upsampling_blocks(n_blocks, extra_params) -> None:
     fb.done()
 
 
+_BIAS_OPTIONS = {
+    "a": (True, "it can make D stricter or more lenient for a class as a whole, but it cannot tell whether this "
+                "image matches its class: b_y adds the same amount to every image's score"),
+    "b": (False, "matching an image to its class needs the class to interact with the image's features, as "
+                 "<embed(y), phi(x)> does; b_y never sees the image"),
+    "c": (False, "from one image's score it cannot name a class: b_y shifts all images of a class alike"),
+    "d": (False, "the projection's class term changes with the image, the bias's does not: on a batch of one "
+                 "repeated image only the projection head's class term tells classes apart by content"),
+}
+
+
 @_exercise("03.2", "a per-class bias instead of the projection")
-def check_bias_head(head_cls: type, features: int = 16, num_classes: int = 10) -> None:
+def check_bias_head(head_cls: type, detects: str, features: int = 16, num_classes: int = 10) -> None:
     """``head_cls(features, num_classes)``: a module whose ``forward(phi [B, F], y [B])`` returns
-    ``[B]`` logits ``w^T phi + b_y``."""
+    ``[B]`` logits ``w^T phi + b_y``; ``detects``: one letter of exercise 2's options."""
     fb = Feedback("03.2")
+    check_choice(fb, "detects", detects, _BIAS_OPTIONS)
     try:
         head = head_cls(features, num_classes)
     except Exception as err:  # the learner's constructor: report whatever it raised

@@ -12,7 +12,7 @@ import torch.nn as nn
 from .. import metrics
 from ..runtime import eval_mode
 from ..sampling import generate, sample_latents
-from .core import Feedback, _close, _exercise, _number
+from .core import Feedback, _close, _exercise, _number, check_choice
 
 # ----------------------------------------------------------------------------------------------
 # 05 · Interpolation and FID
@@ -108,11 +108,24 @@ def check_fd_extrapolation(ns, fds, fd_inf, c) -> None:
     fb.done()
 
 
+_BLIND_OPTIONS = {
+    "a": (True, "the plain FD compares the set of all generated images with the set of all real ones and never "
+                "looks at a label; shuffled labels draw the same set of images, so FD cannot change"),
+    "b": (False, "FD's small-sample bias is the same for both generators (same N), so it cannot hide a "
+                 "difference between them; the labels are what FD never reads"),
+    "c": (False, "the classifier's features separate the classes well (that is why label fidelity sees the "
+                 "shuffle); the plain FD just pools all classes before comparing"),
+    "d": (False, "the shuffler keeps every latent; it only pairs each with another image's label"),
+}
+
+
 @_exercise("05.4", "a generator that ignores which label goes with which latent")
-def check_label_shuffler(shuffler: nn.Module, G: nn.Module, num_samples: int = 200) -> None:
+def check_label_shuffler(shuffler: nn.Module, G: nn.Module, why: str, num_samples: int = 200) -> None:
     """``shuffler``: a module whose ``forward(z, y)`` returns ``G(z, y[torch.randperm(len(y))])``
-    and which exposes ``z_dim`` and ``num_classes`` like ``G``."""
+    and which exposes ``z_dim`` and ``num_classes`` like ``G``; ``why``: one letter of exercise 4's
+    options (why the plain FD cannot see the shuffle)."""
     fb = Feedback("05.4")
+    check_choice(fb, "why", why, _BLIND_OPTIONS)
     if not fb.expect(getattr(shuffler, "z_dim", None) == G.z_dim and getattr(shuffler, "num_classes", None)
                      == G.num_classes, "z_dim and num_classes copied from G",
                      "set self.z_dim = G.z_dim and self.num_classes = G.num_classes in __init__: the "
