@@ -42,3 +42,27 @@ LOSSES = {  # name -> (discriminator loss, generator loss)
     "bce": (d_loss_bce, g_loss_nonsaturating),
     "hinge": (d_loss_hinge, g_loss_hinge),
 }
+
+
+# ----------------------------------------------------------------------------------------------
+# Gradient penalties: GANLoss(penalty=...) adds one to D's loss (notebook 03, section 6)
+
+
+def r1_penalty(D, x_real: torch.Tensor, y_real: torch.Tensor | None, x_fake=None, y_fake=None,
+               gamma: float = 10.0) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): ``gamma / 2 * E ||grad_x D(x, y)||^2`` on real images. It keeps D
+    flat where the data are, so at the equilibrium (p_g = p_data) D gives G no push away from it."""
+    x = x_real.detach().requires_grad_(True)  # (B, C, H, W)
+    (grad,) = torch.autograd.grad(D(x, y_real).sum(), x, create_graph=True)  # graph kept: D learns from it
+    return gamma / 2 * grad.flatten(1).square().sum(1).mean()
+
+
+def gradient_penalty(D, x_real: torch.Tensor, y_real: torch.Tensor | None, x_fake: torch.Tensor,
+                     y_fake=None, weight: float = 10.0) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): ``weight * E (||grad_x D(x_hat, y)|| - 1)^2`` at random points
+    ``x_hat`` between real and fake images, a soft version of "D is 1-Lipschitz" where it matters.
+    The interpolates carry the real labels (with ``fake_labels="real"`` they are the fakes' too)."""
+    eps = torch.rand(x_real.shape[0], 1, 1, 1, device=x_real.device, dtype=x_real.dtype)  # (B, 1, 1, 1)
+    x_hat = (eps * x_real.detach() + (1 - eps) * x_fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x_hat, y_real).sum(), x_hat, create_graph=True)
+    return weight * (grad.flatten(1).norm(dim=1) - 1).square().mean()

@@ -1,6 +1,8 @@
 """Each loss against values computed by hand."""
+import functools
 import math
 
+import pytest
 import torch
 
 from cgan_course.losses import (LOSSES, d_loss_bce, d_loss_hinge, g_loss_hinge, g_loss_minimax,
@@ -72,3 +74,52 @@ def test_registry():
     for name, (d_loss, g_loss) in LOSSES.items():
         assert math.isclose(d_loss(torch.tensor(d_real), torch.tensor(d_fake)).item(), expected[name][0], rel_tol=1e-6)
         assert math.isclose(g_loss(torch.tensor(d_fake)).item(), expected[name][1], rel_tol=1e-6)
+
+
+class _Linear(torch.nn.Module):
+    """D(x, y) = slope * sum(x * w) with ||w|| = 1: its gradient has norm ``slope`` everywhere."""
+
+    def __init__(self, slope: float, shape=(3, 4, 4)):
+        super().__init__()
+        w = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+        self.w, self.slope = w / w.norm(), slope
+
+    def forward(self, x, y=None):
+        return self.slope * (x * self.w).flatten(1).sum(1)
+
+
+@pytest.mark.parametrize("slope", [0.5, 1.0, 3.0])
+def test_gradient_penalties_against_their_closed_forms(slope):
+    """For a linear D with gradient norm s: WGAN-GP = weight (s - 1)^2, R1 = gamma / 2 s^2."""
+    from cgan_course.losses import gradient_penalty, r1_penalty
+
+    x_real, x_fake = torch.randn(8, 3, 4, 4), torch.randn(8, 3, 4, 4)
+    D = _Linear(slope)
+    assert gradient_penalty(D, x_real, None, x_fake).item() == pytest.approx(10 * (slope - 1) ** 2, abs=1e-5)
+    assert r1_penalty(D, x_real, None).item() == pytest.approx(5 * slope ** 2, rel=1e-5)
+
+
+def test_a_penalty_teaches_d_and_plugs_into_the_loss_object():
+    """The penalty's graph reaches D's weights (D is trained on it), and GANLoss adds exactly the
+    penalty to D's adversarial loss."""
+    from cgan_course.losses import gradient_penalty
+    from cgan_course.training.step import GANLoss
+
+    class Critic(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 1))
+
+        def forward(self, x, y=None):
+            return self.net(x).squeeze(1)
+
+    D, x_real, x_fake = Critic(), torch.randn(4, 3, 2, 2), torch.randn(4, 3, 2, 2)
+    gradient_penalty(D, x_real, None, x_fake).backward()
+    assert D.net[1].weight.grad.abs().sum() > 0
+    penalised = GANLoss(*LOSSES["hinge"], penalty=functools.partial(gradient_penalty, weight=1.0))
+    torch.manual_seed(0)
+    with_penalty = penalised.discriminator(D, x_real, None, x_fake, None)[1]
+    torch.manual_seed(0)
+    alone = gradient_penalty(D, x_real, None, x_fake, weight=1.0)
+    without = GANLoss.named("hinge").discriminator(D, x_real, None, x_fake, None)[1]
+    assert with_penalty.item() == pytest.approx(without.item() + alone.item(), rel=1e-6) and alone.item() > 0
