@@ -300,7 +300,7 @@ def check_projection_logit(projection_logit) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# 05 · the Fréchet distance and slerp
+# 06 · the Fréchet distance (notebook 06), and 05 · slerp (notebook 05)
 
 
 def _reference_fd(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
@@ -308,10 +308,10 @@ def _reference_fd(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     return metrics.frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
 
 
-@_build("05.A", "the Fréchet distance of two feature sets, matrix square root included",
+@_build("06.A", "the Fréchet distance of two feature sets, matrix square root included",
         ("frechet_distance",), lambda: (_reference_fd,))
 def check_frechet_distance(frechet_distance) -> None:
-    fb = Feedback("05.A")
+    fb = Feedback("06.A")
     rng = np.random.default_rng(0)
     ok = True
     for n, d in [(50, 2), (400, 8), (300, 32)]:
@@ -346,10 +346,10 @@ def check_frechet_distance(frechet_distance) -> None:
     fb.done()
 
 
-@_build("05.B", "slerp: the direction along the great circle, the norm linearly",
+@_build("05.A", "slerp: the direction along the great circle, the norm linearly",
         ("slerp",), lambda: (sampling.slerp,))
 def check_slerp(slerp) -> None:
-    fb = Feedback("05.B")
+    fb = Feedback("05.A")
     g = torch.Generator().manual_seed(0)
     ok = True
     for d, T in [(2, 3), (16, 5), (128, 9)]:

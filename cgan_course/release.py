@@ -158,7 +158,7 @@ def export_with_metrics(checkpoint: str | Path, out: str | Path, replace_committ
                           f"{': ' + ', '.join(classes[:5]) if classes else ''}, {model.get('image_size')} px); "
                           "release export measures against CIFAR-10 with the course classifier. Sample your own "
                           "generator with python -m cgan_course.serve --generator <checkpoint>, or judge it with a "
-                          "classifier of its classes (notebook 07)")
+                          "classifier of its classes (notebook 08)")
     log_csv = checkpoint.parent / "log.csv"
     # the references first: a wrong --data-root fails here, before any work
     clf = ClassifierFeatures()
@@ -209,7 +209,7 @@ def export_with_metrics(checkpoint: str | Path, out: str | Path, replace_committ
                 "class_recall": {**class_recall(G, clf, *test_images, per_class=max(10, min(1000, num_samples // 10))),
                                  "reference": "the test split, every image of each class"},
                 "fid_inception": ("not computed: the standard Inception weights are not available offline here; "
-                                  "run notebook 05 with CGAN_COURSE_INCEPTION_WEIGHTS set to compute FID-10k"),
+                                  "run notebook 06 with CGAN_COURSE_INCEPTION_WEIGHTS set to compute FID-10k"),
                 "how": (f"python -m cgan_course.release export <checkpoint>: {num_samples:,} samples, "
                         f"{num_samples // 10:,} per class, seed 0, no truncation; features of the course "
                         "classifier (data/pretrained/classifier.pt); reference = all train images"),

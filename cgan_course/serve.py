@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# The service in a child process, and a client: for notebook 07, the tests and the benchmark
+# The service in a child process, and a client: for notebook 08, the tests and the benchmark
 
 
 def free_port(host: str = "127.0.0.1") -> int:

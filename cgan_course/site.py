@@ -187,11 +187,11 @@ def _copy_linked_files(markdown: str, page: Path, src_dir: Path, repo: Path) -> 
             shutil.copy2(source, dest)
 
 
-def _widget_note(chapter07: str | None) -> dict:
+def _widget_note(service_page: str | None) -> dict:
     live = ("JupyterLab (<code>jupyter lab notebooks/</code>), Colab (the launch button at the top "
             "of this page, when the site was built with a repository URL)")
-    if chapter07:
-        live += f", or the web service of <a href=\"{chapter07}\">chapter 07</a>"
+    if service_page:
+        live += f", or the web service of <a href=\"{service_page}\">chapter 08</a>"
     text = ("<div class=\"admonition note widget-stand-in\"><p class=\"admonition-title\">Interactive widget</p>"
             "<p>This widget needs a running Python kernel to draw new samples, so a static page cannot "
             "show it. The static pictures on this page were drawn by the same render functions from the "
@@ -218,7 +218,7 @@ def _colab_cell(repo_url: str) -> dict:
     return {"cell_type": "markdown", "metadata": {}, "source": text}
 
 
-def _prepare_notebook(path: Path, dest: Path, chapter07: str | None, repo_url: str | None = None) -> int:
+def _prepare_notebook(path: Path, dest: Path, service_page: str | None, repo_url: str | None = None) -> int:
     """Copy a notebook for the site: widget outputs become a note; saved widget state is dropped
     (its renderer would be fetched from a CDN); with a repository URL, a Colab setup note follows
     the title cell. Returns the number of widgets replaced."""
@@ -230,7 +230,7 @@ def _prepare_notebook(path: Path, dest: Path, chapter07: str | None, repo_url: s
         outputs = cell.get("outputs", [])
         for i, output in enumerate(outputs):
             if WIDGET_MIME in output.get("data", {}):
-                outputs[i] = _widget_note(chapter07)
+                outputs[i] = _widget_note(service_page)
                 replaced += 1
     nb.get("metadata", {}).pop("widgets", None)
     dest.write_text(json.dumps(nb, ensure_ascii=False), encoding="utf-8")
@@ -309,10 +309,10 @@ def assemble(src_dir: Path, repo: Path = REPO_ROOT, repo_url: str | None = None,
         raise SiteError(f"README.md has no {README_SPLIT!r} heading: the site's landing page ends there")
     course, running = parts
     notebooks = _notebooks(repo)
-    chapter07 = next((f"{p.stem}.html" for p in notebooks if p.name.startswith("07_")), None)
+    service_page = next((f"{p.stem}.html" for p in notebooks if p.stem.endswith("_your_data_and_service")), None)
 
     (src_dir / "notebooks").mkdir(parents=True, exist_ok=True)
-    widgets = sum(_prepare_notebook(p, src_dir / "notebooks" / p.name, chapter07, repo_url) for p in notebooks)
+    widgets = sum(_prepare_notebook(p, src_dir / "notebooks" / p.name, service_page, repo_url) for p in notebooks)
     pages = [repo / p for p in PAGES]
     missing = [p for p in pages if not p.is_file()]
     if missing:

@@ -1,77 +1,64 @@
-"""Reference solutions to notebook 07's exercises (your data, your service).
+"""Reference solutions to notebook 07's exercises (the class sampler).
 
 ``solve_k(fast)`` returns the keyword arguments of exercise k's check,
-``cgan_course.exercises.EXERCISES["07.k"].check``. ``python solutions/ex07.py`` checks them all on
-a small class-folder dataset cut from the committed CIFAR-10 sample (in a temporary folder).
+``cgan_course.exercises.EXERCISES["07.k"].check``. ``python solutions/ex07.py`` checks them all
+with the committed generator.
 """
 from __future__ import annotations
 
-import atexit
-import contextlib
-import functools
-import io
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
-from cgan_course import exercises, metrics, serve
-from cgan_course.classifier import (
-    ClassifierConfig,
-    TrainClassifierConfig,
-    train_classifier,
+import torch
+import torch.nn as nn
+
+from cgan_course import exercises, metrics, pretrained
+from cgan_course.data import CLASSES
+from cgan_course.sampling import (
+    lerp,
+    png_bytes,
+    sample_grid,
+    sample_latents,
+    slerp,
+    to_image_grid,
 )
-from cgan_course.data import SAMPLE_ROOT, load_class_folders, make_subset
-from cgan_course.models import ModelConfig
-from cgan_course.train import TrainConfig, train
-
-CLASSES = ["automobile", "frog", "ship"]
-
-
-def _scratch(prefix: str) -> Path:
-    """A temporary folder, deleted when Python exits."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    atexit.register(shutil.rmtree, path, True)
-    return path
-
-
-@functools.cache
-def dataset() -> Path:
-    """A 3-class, 32 px class-folder dataset of 60 images per class (kept for this process)."""
-    root = _scratch("ex07-") / "three"
-    make_subset(SAMPLE_ROOT, root, per_class=60, classes=CLASSES, image_size=32)
-    return root
 
 
 def solve_1(fast: bool = False) -> dict:
-    files = [load_class_folders(dataset(), "test", 32, seed=s).files for s in (0, 0, 1)]
-    return dict(files_a=files[0], files_b=files[1], files_other_seed=files[2])
+    G, clf = pretrained.load_generator("cpu"), metrics.ClassifierFeatures()
+    seeds = list(range(8 if fast else 40))
+    norms = [sample_latents(1, G.z_dim, s)[0].norm().item() for s in seeds]
+    accuracies = []
+    for s in seeds:
+        logits = clf.features_and_logits(sample_grid(G, per_class=1, seed=s))[1]  # one z drawn as every class
+        accuracies.append((logits.argmax(1) == torch.arange(G.num_classes)).float().mean().item())
+    return dict(G=G, seeds=seeds, norms=norms, accuracies=accuracies)
 
 
 def solve_2(fast: bool = False) -> dict:
-    train_set, test_set = (load_class_folders(dataset(), split, 32) for split in ("train", "test"))
-    judge, _ = train_classifier((train_set.images, train_set.labels),
-                                TrainClassifierConfig(epochs=1 if fast else 5, batch_size=32),
-                                ClassifierConfig(widths=(16, 32, 64), num_classes=len(CLASSES)), log=lambda _: None)
-    score = metrics.label_fidelity(test_set.images, metrics.ClassifierFeatures(judge), labels=test_set.labels)
-    return dict(score=score, judge=judge, images=test_set.images, labels=test_set.labels)
-
-
-def ask(url: str, class_name: str, seed: int) -> bytes:
-    reply = serve.call(url + "/generate", {"class": class_name, "n": 4, "seed": seed})
-    if reply.status != 200:
-        raise RuntimeError(f"the service answered {reply.status}: {reply.json()['error']}")
-    return reply.body
+    za, zb = sample_latents(1, 128, seed=0)[0], sample_latents(1, 128, seed=1)[0]
+    half = torch.tensor([0.5])
+    return dict(za=za, zb=zb, lerp_norm=lerp(za, zb, half)[0].norm().item(),
+                slerp_norm=slerp(za, zb, half)[0].norm().item())
 
 
 def solve_3(fast: bool = False) -> dict:
-    out = _scratch("ex07-run-")
-    cfg = TrainConfig(model=ModelConfig(num_classes=len(CLASSES), g_width=8, d_width=8), data_source="folders",
-                      data_root=str(dataset()), steps=2, batch_size=8, out=str(out), progress=False, log_every=0,
-                      sample_every=0)
-    with contextlib.redirect_stdout(io.StringIO()):  # the run's own log lines
-        train(cfg)
-    return dict(ask=ask, checkpoint=out / "checkpoint.pt")
+    G, clf = pretrained.load_generator("cpu"), metrics.ClassifierFeatures()
+    n, steps = (4, 3) if fast else (100, 8)
+    near, distant = (metrics.class_morph_curve(G, clf, CLASSES.index("cat"), CLASSES.index(b), num_latents=n,
+                                               steps=steps) for b in ("dog", "truck"))
+    (rn, hn), (rd, hd) = exercises.morph_rise(near), exercises.morph_rise(distant)
+    gap, half = rd - rn, (hn ** 2 + hd ** 2) ** 0.5
+    answer = "no difference" if abs(gap) <= half else ("distant" if gap > 0 else "near")
+    return dict(near=near, distant=distant, answer=answer)
+
+
+def render_all_classes(G: nn.Module, seed: int, per_class: int) -> bytes:
+    """What an 'all classes' checkbox would show: one row per class, the same latents in every row."""
+    return png_bytes(to_image_grid(sample_grid(G, per_class=per_class, seed=seed), nrow=per_class))
+
+
+def solve_4(fast: bool = False) -> dict:
+    return dict(render_fn=render_all_classes, G=pretrained.load_generator("cpu"))
 
 
 if __name__ == "__main__":

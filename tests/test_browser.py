@@ -1,4 +1,4 @@
-"""Notebook 06 in a real browser: JupyterLab on localhost, headless Chromium driven by Playwright.
+"""Notebook 07 in a real browser: JupyterLab on localhost, headless Chromium driven by Playwright.
 
 Runs all cells of a fresh copy of the notebook (no saved outputs), changes the class in the
 rendered dropdown and checks that the sampler's <img> changes. Needs /usr/bin/chromium (CI:
@@ -18,7 +18,7 @@ import pytest
 from cgan_course import serve
 
 CHROMIUM = "/usr/bin/chromium"
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "06_class_sampler.ipynb"
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "07_class_sampler.ipynb"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 SERVER_START_S, PAGE_LOAD_S, RUN_ALL_S, REDRAW_S = 60, 60, 120, 20  # generous, bounded

@@ -124,7 +124,7 @@ def _textbook_slerp(z0, z1, t):  # right on generic ends, NaN when the direction
 
 
 WRONG_SLERP = {"normalised lerp": _nlerp, "no case for parallel ends": _textbook_slerp, "lerp": lambda z0, z1, t: (1 - t[:, None]) * z0 + t[:, None] * z1,
-               "constant norm |z0|": lambda z0, z1, t: B.solution("05.B")[0](z0, z1 * z0.norm() / z1.norm(), t)}
+               "constant norm |z0|": lambda z0, z1, t: B.solution("05.A")[0](z0, z1 * z0.norm() / z1.norm(), t)}
 
 def _ema_wrong_side(ema, params, d):
     with torch.no_grad():
@@ -186,9 +186,9 @@ WRONG_STEP = {"G phase on detached fakes": _step(detach_g=True), "no zero_grad f
               "the BCE loss": _step(d_loss=losses.d_loss_bce), "D called twice": _step(two_passes=True)}
 
 WRONG = {"01.A": WRONG_LOSSES, "04.A": {k: (v,) for k, v in WRONG_EMA.items()}, "04.B": {k: (v,) for k, v in WRONG_STEP.items()}, "03.A": {k: (v,) for k, v in WRONG_CBN.items()},
-         "03.B": {k: (v,) for k, v in WRONG_PROJECTION.items()}, "05.A": {k: (v,) for k, v in WRONG_FD.items()},
-         "05.B": {k: (v,) for k, v in WRONG_SLERP.items()}}
-STUBS = {"01.A": (stub, stub, stub), "04.A": (stub,), "04.B": (stub,), "03.A": (StubCBN,), "03.B": (stub,), "05.A": (stub,), "05.B": (stub,)}
+         "03.B": {k: (v,) for k, v in WRONG_PROJECTION.items()}, "06.A": {k: (v,) for k, v in WRONG_FD.items()},
+         "05.A": {k: (v,) for k, v in WRONG_SLERP.items()}}
+STUBS = {"01.A": (stub, stub, stub), "04.A": (stub,), "04.B": (stub,), "03.A": (StubCBN,), "03.B": (stub,), "06.A": (stub,), "05.A": (stub,)}
 
 
 def test_every_build_has_a_stub_and_at_least_two_wrong_answers_here():
@@ -227,8 +227,8 @@ def test_a_plausible_wrong_answer_fails_its_check(key, wrong, capsys):
 
 def test_solutions_mode_swaps_in_the_reference_solutions(monkeypatch, capsys):
     monkeypatch.setenv(B.SOLUTIONS_ENV, "1")
-    used = B.build("05.B", stub)
-    assert used[0] is not stub and B.RESULTS["05.B"] == ("passed", "")
+    used = B.build("05.A", stub)
+    assert used[0] is not stub and B.RESULTS["05.A"] == ("passed", "")
     assert "CGAN_COURSE_SOLUTIONS is set" in capsys.readouterr().out
 
 

@@ -63,8 +63,8 @@ def test_show_lists_checks_and_solutions(capsys):
     exercises.show("03")
     out = capsys.readouterr().out
     assert "03.3" in out and "check_power_iteration(sigma_fn" in out and "solutions/ex03.py, solve_3()" in out
-    with pytest.raises(CourseError, match=r"no exercises for notebook '08'.*choose one of"):
-        exercises.show("08")
+    with pytest.raises(CourseError, match=r"no exercises for notebook '09'.*choose one of"):
+        exercises.show("09")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -140,11 +140,11 @@ def test_a_prediction_passes_only_with_the_right_letter(key):
 
 
 def test_the_shuffler_prediction_fails_on_every_wrong_letter():
-    """05.4's prediction (why the plain FD cannot see shuffled labels), on a stand-in generator: the
+    """06.2's prediction (why the plain FD cannot see shuffled labels), on a stand-in generator: the
     prediction is judged first, so a wrong letter is the first thing the learner reads."""
     G = build_generator(ModelConfig(g_width=8, d_width=8, z_dim=16)).eval()
     for why in ("b", "c", "d", None, ""):
-        with pytest.raises(NotYetRight, match=r"exercise 05.4: why: (not \([bcd]\)|answer with one letter)"):
+        with pytest.raises(NotYetRight, match=r"exercise 06.2: why: (not \([bcd]\)|answer with one letter)"):
             exercises.check_label_shuffler(G, G, why, num_samples=20)
 
 
@@ -315,7 +315,7 @@ def test_morph_comparison_reads_the_intervals():
 def test_render_all_classes_wants_png_of_the_grid(G):
     with pytest.raises(NotYetRight, match="return PNG bytes"):
         exercises.check_render_all_classes(lambda G, seed, per_class: b"not a png", G)
-    other_seed = _solution("06").render_all_classes
+    other_seed = _solution("07").render_all_classes
     with pytest.raises(NotYetRight, match="is not sample_grid"):
         exercises.check_render_all_classes(lambda G, seed, per_class: other_seed(G, seed + 1, per_class), G)
 
@@ -329,7 +329,7 @@ def test_split_rule_needs_another_seed():
 
 
 def test_judge_ceiling_rejects_a_generators_score():
-    solution = _solution("07").solve_2(fast=True)
+    solution = _solution("08").solve_2(fast=True)
     wrong = dataclasses.replace(solution["score"], value=solution["score"].value + 0.25)
     with pytest.raises(NotYetRight, match=r"is not the judge's accuracy on these images"):
         exercises.check_judge_ceiling(**{**solution, "score": wrong})
@@ -337,7 +337,7 @@ def test_judge_ceiling_rejects_a_generators_score():
 
 @pytest.mark.slow
 def test_client_must_raise_on_a_4xx():
-    solution = _solution("07").solve_3(fast=True)
+    solution = _solution("08").solve_3(fast=True)
 
     def lenient(url, class_name, seed):  # returns the error body instead of raising
         return serve.call(url + "/generate", {"class": class_name, "n": 4, "seed": seed}).body

@@ -321,7 +321,7 @@ def test_wilson_interval_matches_the_textbook_values():
 
 
 def test_label_fidelity_with_a_judge_of_other_classes():
-    """Any K-class classifier can judge (notebook 07 trains one on your own data): chance is 1/K."""
+    """Any K-class classifier can judge (notebook 08 trains one on your own data): chance is 1/K."""
     from cgan_course.classifier import Classifier, ClassifierConfig
 
     torch.manual_seed(0)

@@ -84,7 +84,7 @@ def test_the_committed_exercises_page_is_current():
 
 
 def test_widget_outputs_become_a_note_and_the_saved_widget_state_is_dropped(tmp_path):
-    source = ROOT / "notebooks" / "06_class_sampler.ipynb"
+    source = ROOT / "notebooks" / "07_class_sampler.ipynb"
     original = source.read_text()
     dest = tmp_path / source.name
     replaced = site._prepare_notebook(source, dest, "07_x.html", REPO_URL)
@@ -186,8 +186,8 @@ def test_launch_links_come_from_the_repository_url(built):
 
 def test_the_concept_map_and_the_sampler_stand_in_are_on_the_site(built):
     svg = next(built.glob("_images/graphviz-*.svg")).read_text()
-    assert "01 GAN theory" in svg and "07 Your data and service" in svg
-    sampler = (built / "notebooks" / "06_class_sampler.html").read_text()
+    assert "01 GAN theory" in svg and "08 Your data and service" in svg
+    sampler = (built / "notebooks" / "07_class_sampler.html").read_text()
     assert sampler.count("widget-stand-in") == 2 and site.WIDGET_MIME not in sampler
 
 
@@ -282,7 +282,7 @@ def test_the_site_in_chromium_offline(built):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     outside, errors = [], []
     names = {"index.html": "landing", "notebooks/01_gan_theory.html": "theory",
-             "notebooks/04_training.html": "training", "notebooks/06_class_sampler.html": "sampler"}
+             "notebooks/04_training.html": "training", "notebooks/07_class_sampler.html": "sampler"}
     pages = {p.relative_to(built).as_posix(): None for p in sorted(built.rglob("*.html"))
              if p.parts[len(built.parts)] not in ("_static", "_sources") and p.name not in ("genindex.html", "search.html")}
     pages.update(names)  # every page is opened; these four are also looked at closely and photographed

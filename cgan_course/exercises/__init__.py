@@ -19,58 +19,16 @@ install and learn first. Plain functions work in any kernel, offline, give feedb
 course's own objects (a ``ToyResult``, a generator, a tensor of images) and are tested by pytest
 like the rest of the package.
 """
-from .core import (
-                   EXERCISES,
-                   Exercise,
-                   Feedback,
-                   NotYetRight,
-                   call_learner,
-                   check_solutions,
-                   show,
-)
-from .nb01 import (
-                   _mixture_value,
-                   check_coverage_over_training,
-                   check_d_loss_dip,
-                   check_minimax_toy,
-                   check_mixture_value,
-                   check_pair_conditioning,
-)
-from .nb02 import (
-                   check_channel_stats,
-                   check_crop_padding,
-                   check_diffaugment_ops,
-                   check_unit_range,
-)
-from .nb03 import (
-                   check_bias_head,
-                   check_conditioning_params,
-                   check_ema_half_life,
-                   check_hinge_zero_gradient,
-                   check_power_iteration,
-                   check_upsampling_blocks,
-)
-from .nb04 import (
-                   check_classic_vs_projection,
-                   check_diffaug_effect,
-                   check_init_ablation,
-                   check_resumed_run,
-                   fidelity_difference,
-)
-from .nb05 import (
-                   check_fd_extrapolation,
-                   check_inception_score,
-                   check_label_shuffler,
-                   check_latent_shell,
-                   check_truncated_norms,
-                   chi_mean_std,
-                   truncated_variance,
-)
-from .nb06 import (
-                   check_midpoint_norms,
-                   check_morph_comparison,
-                   check_render_all_classes,
-                   check_seed_columns,
-                   morph_rise,
-)
-from .nb07 import check_client, check_judge_ceiling, check_split_rule
+from .core import (EXERCISES, Exercise, Feedback, NotYetRight, call_learner, check_solutions, show)
+from .nb01 import (check_coverage_over_training, check_minimax_toy, check_mixture_value,
+                    check_pair_conditioning, check_d_loss_dip, _mixture_value)
+from .nb02 import (check_channel_stats, check_crop_padding, check_diffaugment_ops, check_unit_range)
+from .nb03 import (check_upsampling_blocks, check_bias_head, check_power_iteration,
+                    check_conditioning_params, check_ema_half_life, check_hinge_zero_gradient)
+from .nb04 import (fidelity_difference, check_classic_vs_projection, check_diffaug_effect,
+                    check_init_ablation, check_resumed_run)
+from .nb05 import (chi_mean_std, truncated_variance, check_latent_shell, check_truncated_norms)
+from .nb06 import (check_fd_extrapolation, check_label_shuffler, check_inception_score)
+from .nb07 import (check_seed_columns, check_midpoint_norms, morph_rise, check_morph_comparison,
+                    check_render_all_classes)
+from .nb08 import (check_split_rule, check_judge_ceiling, check_client)

@@ -94,7 +94,7 @@ def _exercise(key: str, title: str):
 
 
 def show(notebook: str) -> None:
-    """Print the exercises of ``notebook`` ("01".."07"), each with its check and solution."""
+    """Print the exercises of ``notebook`` ("01".."08"), each with its check and solution."""
     found = [e for e in EXERCISES.values() if e.notebook == notebook]
     if not found:
         raise CourseError(f"no exercises for notebook {notebook!r}; choose one of "

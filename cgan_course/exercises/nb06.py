@@ -1,9 +1,7 @@
-"""Notebook 06 (the class sampler): the checks of its exercises.
+"""Notebook 06 (evaluation): the checks of its exercises.
 """
 from __future__ import annotations
 
-import io
-import math
 from typing import Callable
 
 import numpy as np
@@ -12,114 +10,100 @@ import torch.nn as nn
 
 from .. import metrics
 from ..runtime import eval_mode
-from ..sampling import sample_grid, sample_latents, to_image_grid
-from .core import Feedback, _close, _exercise, _number
+from ..sampling import generate, sample_latents
+from .core import Feedback, _close, _exercise, _number, check_choice
 
 # ----------------------------------------------------------------------------------------------
-# 06 · The class sampler
+# 06 · Evaluation
 
 
-def _column_accuracy(G: nn.Module, clf: metrics.ClassifierFeatures, seed: int) -> float:
-    """Share of the 10 classes the classifier recognises in one latent's column of the class grid."""
-    with eval_mode(G):
-        images = sample_grid(G, per_class=1, seed=seed)  # (10, 3, S, S): one z, every class
-    logits = clf.features_and_logits(images)[1]
-    return (logits.argmax(1) == torch.arange(G.num_classes)).float().mean().item()
-
-
-@_exercise("06.1", "good seeds and poor seeds: does the latent's norm tell them apart?")
-def check_seed_columns(G: nn.Module, seeds, norms, accuracies) -> None:
-    """For each seed: ``norms`` = ||sample_latents(1, G.z_dim, seed)||, ``accuracies`` = the share of
-    the 10 classes the course classifier recognises in ``sample_grid(G, per_class=1, seed=seed)``."""
+@_exercise("06.1", "extrapolating FD to infinitely many samples")
+def check_fd_extrapolation(ns, fds, fd_inf, c) -> None:
+    """``fd_inf``, ``c``: the least-squares fit FD(N) = fd_inf + c / N to the measured ``(ns, fds)``."""
     fb = Feedback("06.1")
-    seeds, norms, accuracies = list(seeds), [float(v) for v in norms], [float(v) for v in accuracies]
-    if not fb.expect(len(seeds) == len(norms) == len(accuracies) >= 8, f"{len(seeds)} seeds",
-                     "give at least 8 seeds and one norm and one accuracy per seed"):
+    ns, fds = np.asarray(ns, dtype=float), np.asarray(fds, dtype=float)
+    if not fb.expect(ns.shape == fds.shape and ns.size >= 3, f"{ns.size} points to fit",
+                     "give at least 3 sample sizes and one FD for each"):
         fb.done()
-    true_norms = [sample_latents(1, G.z_dim, s)[0].norm().item() for s in seeds]
-    bad = [s for s, a, b in zip(seeds, norms, true_norms) if not _close(a, b, 1e-4)]
-    fb.expect(not bad, "every norm matches", f"seed {bad[0]}: the norm should be the norm of "
-                                             "sample_latents(1, G.z_dim, seed)[0]" if bad else "")
-    clf = metrics.ClassifierFeatures()
-    true_acc = [_column_accuracy(G, clf, s) for s in seeds]
-    bad = [s for s, a, b in zip(seeds, accuracies, true_acc) if abs(a - b) > 1e-6]
-    fb.expect(not bad, "every column accuracy matches",
-              f"seed {bad[0]}: the accuracy should be the share of the 10 class rows whose classifier argmax is "
-              "that class" if bad else "")
-    r = float(np.corrcoef(true_norms, true_acc)[0, 1]) if np.std(true_acc) > 0 else 0.0
-    centre, half = math.atanh(max(min(r, 0.999), -0.999)), 1.96 / math.sqrt(len(seeds) - 3)  # Fisher's z
-    low, high = math.tanh(centre - half), math.tanh(centre + half)
-    verdict = "the interval holds 0: no pattern this many seeds can show" if low <= 0 <= high else \
-        "the interval excludes 0: the norm does tell something here"
-    fb.note(f"correlation of norm and accuracy r = {r:+.2f}, 95% CI {low:+.2f} to {high:+.2f} "
-            f"({len(seeds)} seeds): {verdict}")
+    (a, b), *_ = np.linalg.lstsq(np.stack([np.ones_like(ns), 1 / ns], axis=1), fds, rcond=None)
+    f, k = _number(fb, "fd_inf", fd_inf), _number(fb, "c", c)
+    if f is not None and k is not None:
+        if abs(f) < 1e-9 and not _close(a, 0.0):
+            fb.wrong("fd_inf = 0: fit an intercept too, FD(N) = fd_inf + c / N (columns 1 and 1/N)")
+        else:
+            fb.expect(_close(f, a, 1e-2, 1e-3) and _close(k, b, 1e-2, 1e-3), f"FD_inf = {a:.3f}, c = {b:.1f}",
+                      f"the least-squares fit gives FD_inf = {a:.3f}, c = {b:.1f}; got {f:.3f}, {k:.1f}")
+    fb.expect(b > 0, "c > 0: FD is biased upwards at small N",
+              "the fitted c is not positive: measure more N, FD's bias makes small-N values larger")
+    if a < 0:
+        fb.note("FD_inf < 0: a distance cannot be negative, so the 1/N model or the points are too noisy here")
     fb.done()
 
 
-@_exercise("06.2", "lerp and slerp midpoints of a seed walk")
-def check_midpoint_norms(za: torch.Tensor, zb: torch.Tensor, lerp_norm, slerp_norm) -> None:
-    """The norms of ``sampling.lerp`` and ``sampling.slerp`` between ``za`` and ``zb`` at t = 0.5."""
+_BLIND_OPTIONS = {
+    "a": (True, "the plain FD compares the set of all generated images with the set of all real ones and never "
+                "looks at a label; shuffled labels draw the same set of images, so FD cannot change"),
+    "b": (False, "FD's small-sample bias is the same for both generators (same N), so it cannot hide a "
+                 "difference between them; the labels are what FD never reads"),
+    "c": (False, "the classifier's features separate the classes well (that is why label fidelity sees the "
+                 "shuffle); the plain FD just pools all classes before comparing"),
+    "d": (False, "the shuffler keeps every latent; it only pairs each with another image's label"),
+}
+
+
+@_exercise("06.2", "a generator that ignores which label goes with which latent")
+def check_label_shuffler(shuffler: nn.Module, G: nn.Module, why: str, num_samples: int = 200) -> None:
+    """``shuffler``: a module whose ``forward(z, y)`` returns ``G(z, y[torch.randperm(len(y))])``
+    and which exposes ``z_dim`` and ``num_classes`` like ``G``; ``why``: one letter of exercise 2's
+    options (why the plain FD cannot see the shuffle)."""
     fb = Feedback("06.2")
-    a, b = _number(fb, "lerp_norm", lerp_norm), _number(fb, "slerp_norm", slerp_norm)
-    if a is None or b is None:
+    check_choice(fb, "why", why, _BLIND_OPTIONS)
+    if not fb.expect(getattr(shuffler, "z_dim", None) == G.z_dim and getattr(shuffler, "num_classes", None)
+                     == G.num_classes, "z_dim and num_classes copied from G",
+                     "set self.z_dim = G.z_dim and self.num_classes = G.num_classes in __init__: the "
+                     "metrics read them"):
         fb.done()
-    lerp_true = (0.5 * (za + zb)).norm().item()
-    slerp_true = 0.5 * (za.norm() + zb.norm()).item()
-    fb.expect(_close(a, lerp_true, 1e-4), f"lerp midpoint norm {lerp_true:.2f}",
-              f"the lerp midpoint (za + zb) / 2 has norm {lerp_true:.2f}, got {a:.2f}")
-    if _close(b, math.sqrt(za.numel()), 1e-3) and not _close(b, slerp_true, 1e-3):
-        fb.wrong("slerp does not project onto sqrt(z_dim): it interpolates the norm linearly between ||za|| and ||zb||")
-    else:
-        fb.expect(_close(b, slerp_true, 1e-4), f"slerp midpoint norm {slerp_true:.2f} = (||za|| + ||zb||) / 2",
-                  f"slerp's midpoint norm is the mean of the endpoint norms, {slerp_true:.2f}; got {b:.2f}")
-    cos = torch.nn.functional.cosine_similarity(za, zb, dim=0).item()
-    fb.note(f"cos(za, zb) = {cos:+.2f}: nearly orthogonal, as independent latents in high dimension are, so "
-            f"the straight line's midpoint is about 1/sqrt 2 = 71% as long ({lerp_true / slerp_true:.0%} here)")
+    with eval_mode(G), eval_mode(shuffler):  # the learner's modules are left as they were
+        z = sample_latents(20, G.z_dim, seed=0)
+        same = torch.full((20,), 3)
+        fb.expect(torch.allclose(generate(shuffler, z, same), generate(G, z, same), atol=1e-5),
+                  "with one label for all, it draws exactly G's images", "with y all equal it must return G(z, y): "
+                                                                          "call the wrapped G, change only y")
+        y = torch.arange(20) % G.num_classes
+        out = generate(shuffler, z, y)  # (20, 3, S, S)
+        every = torch.stack([generate(G, z, torch.full((20,), c)) for c in range(G.num_classes)], dim=1)  # (20, K, 3, S, S)
+        matches = (every - out[:, None]).flatten(2).abs().amax(dim=2) < 1e-5  # (20, K): image i is G(z_i, class k)
+        fb.expect(bool(matches.any(dim=1).all()) and not torch.allclose(out, generate(G, z, y), atol=1e-5),
+                  "each image is G(z_i, y_j) for some other label j",
+                  "every image must be G(z_i, y_j) with the labels permuted: G(z, y[torch.randperm(len(y))])")
+    clf = metrics.ClassifierFeatures()
+    acc_g = metrics.label_fidelity(G, clf, num_samples=num_samples).value
+    acc_s = metrics.label_fidelity(shuffler, clf, num_samples=num_samples).value
+    low, high = metrics.wilson_interval(acc_s, num_samples)
+    fb.expect(acc_s < 0.25, f"label accuracy drops to {acc_s:.0%} (95% CI {low:.0%}-{high:.0%}), G: {acc_g:.0%}",
+              f"label accuracy is still {acc_s:.0%}: the labels are not being shuffled")
+    fb.note("the set of images is G's (same latents, same mix of classes), so the plain FD, which compares "
+            "unlabelled sets, barely changes; intra-FD and label accuracy pair each image with its label")
     fb.done()
 
 
-def morph_rise(curve: dict) -> tuple[float, float]:
-    """How far a ``metrics.class_morph_curve`` rises from t = 0 to t = 1, with a 95% half-width."""
-    p, ci = curve["p_end"], curve["ci95"]
-    return p[-1] - p[0], math.hypot(ci[0], ci[-1])
-
-
-@_exercise("06.3", "a near and a distant class walk, measured")
-def check_morph_comparison(near: dict, distant: dict, answer: str) -> None:
-    """``near``, ``distant``: ``metrics.class_morph_curve`` of cat -> dog and cat -> truck; ``answer``:
-    which rises more, "near", "distant" or "no difference" (when the gap is within its 95% half-width)."""
+@_exercise("06.3", "the Inception Score by hand")
+def check_inception_score(is_fn: Callable[[torch.Tensor], float]) -> None:
+    """``is_fn(logits [N, K])``: exp(E_x KL(p(y|x) || p(y))) over all N (no splits)."""
     fb = Feedback("06.3")
-    for name, c in (("near", near), ("distant", distant)):
-        if not isinstance(c, dict) or not {"p_end", "ci95"} <= set(c):
-            fb.wrong(f"{name} must be the dict metrics.class_morph_curve returns")
-            fb.done()
-    (rn, hn), (rd, hd) = morph_rise(near), morph_rise(distant)
-    gap, half = rd - rn, math.hypot(hn, hd)
-    truth = "no difference" if abs(gap) <= half else ("distant" if gap > 0 else "near")
-    fb.expect(str(answer) == truth, f"{truth}: rises {rn:+.2f} ± {hn:.2f} (near) vs {rd:+.2f} ± {hd:.2f} (distant)",
-              f"the rises are {rn:+.2f} ± {hn:.2f} (near) and {rd:+.2f} ± {hd:.2f} (distant), a gap of {gap:+.2f} "
-              f"± {half:.2f}: the answer is {truth!r}, not {answer!r}")
-    fb.done()
-
-
-@_exercise("06.4", "the function behind an 'all classes' checkbox")
-def check_render_all_classes(render_fn: Callable[..., bytes], G: nn.Module, seed: int = 0, per_class: int = 3) -> None:
-    """``render_fn(G, seed, per_class)``: PNG bytes of the class grid (one row per class, one column per latent)."""
-    from PIL import Image
-
-    fb = Feedback("06.4")
-    png = render_fn(G, seed, per_class)
-    if not fb.expect(isinstance(png, bytes) and png[:8] == b"\x89PNG\r\n\x1a\n", "returns PNG bytes",
-                     "return PNG bytes (sampling.png_bytes(grid) makes them), not an array or a figure"):
-        fb.done()
-    picture = torch.from_numpy(np.array(Image.open(io.BytesIO(png)).convert("RGB"))).permute(2, 0, 1)  # (3, H, W)
-    expected = to_image_grid(sample_grid(G, per_class=per_class, seed=seed), nrow=per_class)  # (3, h, w)
-    scale = picture.shape[2] // expected.shape[2]
-    same = (scale >= 1 and picture.shape[1:] == (expected.shape[1] * scale, expected.shape[2] * scale)
-            and torch.equal(picture[:, ::scale, ::scale], expected))
-    fb.expect(same, f"the grid of sample_grid(G, per_class={per_class}, seed={seed}), {G.num_classes} rows"
-                    + (f", drawn {scale}x" if scale > 1 else ""),
-              f"the picture is not sample_grid(G, per_class, seed) as a grid of {per_class} per row "
-              f"(expected {expected.shape[1]} x {expected.shape[2]} pixels or a whole multiple, got "
-              f"{picture.shape[1]} x {picture.shape[2]})")
+    gen = torch.Generator().manual_seed(0)
+    confident = 30.0 * torch.eye(10)
+    cases = {"random logits": torch.randn(500, 10, generator=gen) * 2,
+             "uniform predictions": torch.zeros(100, 10),
+             "one confident image per class": confident,
+             "every image confidently class 0": confident[[0] * 10]}
+    for name, logits in cases.items():
+        true = metrics.inception_score_from_logits(logits, splits=1)[0]
+        got = _number(fb, f"is_fn on {name}", is_fn(logits.clone()))
+        if got is not None:
+            fb.expect(_close(got, true, 1e-4, 1e-6), f"{name}: IS = {true:.3f}",
+                      f"{name}: IS should be {true:.3f}, got {got:.3f}: p = softmax(logits), p_y = p.mean(0), "
+                      "exp of the mean over images of sum(p * (log p - log p_y))")
+    fb.note("ten copies of one perfect image per class score the maximum, 10: IS rewards confident, "
+            "class-balanced predictions and cannot see diversity within a class, nor compare with real data")
     fb.done()

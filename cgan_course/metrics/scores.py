@@ -171,7 +171,7 @@ def label_fidelity(source, classifier: FeatureExtractor | None = None, num_sampl
     ``confusion`` matrix ``[K, K]`` (rows: requested class, columns: predicted class), the ``ci95``
     Wilson interval and ``chance`` (1/K). A generator that ignores its label scores about 1/K (10%
     for CIFAR-10); real images score the classifier's accuracy. Any classifier with K outputs can
-    judge: ``ClassifierFeatures(model)``, e.g. one trained on your own classes (notebook 07).
+    judge: ``ClassifierFeatures(model)``, e.g. one trained on your own classes (notebook 08).
     """
     if classifier is None and not isinstance(source, FeatureStats):
         classifier = ClassifierFeatures()
