@@ -35,7 +35,7 @@ from cgan_course.train import TrainConfig, load_generator_from_checkpoint, train
 from cgan_course.sampling import recalibrate_batchnorm  # noqa: E402
 
 # the pretrained recipe as it stood before the bisection (xavier init, no class-conditional last BN)
-BASE = recipe("pretrained", model={"out_cbn": False, "g_init": "xavier"}, precision="fp32", fake_labels="uniform",
+BASE = recipe("projection", model={"out_cbn": False, "g_init": "xavier"}, precision="fp32", fake_labels="uniform",
               reuse_fakes=False, seed=0)
 
 # the fields that decide the training math; a --score-only checkpoint must match them

@@ -87,7 +87,7 @@ def child(kind: str, args) -> dict:
 
         data = load_cifar10(root, train=True, source=source)
         info.update(images=int(data[1].numel()), rss_after_data_mib=peak_rss_mib())
-        cfg = recipe("pretrained", steps=args.train_steps, device=str(device), progress=False,
+        cfg = recipe("projection", steps=args.train_steps, device=str(device), progress=False,
                      sample_every=10**9, ckpt_every=10**9, log_every=50)
         with tempfile.TemporaryDirectory() as tmp:
             cfg.out = tmp

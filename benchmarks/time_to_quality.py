@@ -52,14 +52,14 @@ def recipe(family: str) -> TrainConfig:
     family's own loss and Adam betas.
 
     classic: the DCGAN-style CGAN (BCE, Adam (2e-4, 0.5, 0.999)) at width 64; projection: the
-    pretrained generator's recipe (hinge, width 32, Adam (2e-4, 0.0, 0.9) as in SNGAN);
+    projection recipe (hinge, width 32, Adam (2e-4, 0.0, 0.9) as in SNGAN);
     projection_ac: notebook 04's classroom recipe, the same with AC-GAN's class head on D (weight 3,
     chosen by 5-minute trials on machine B: docs/RESULTS.md, "Notebook 04's classroom run").
     """
     if family == "classic":
         return course_recipe("classic", model={"g_width": 64, "d_width": 64})
     if family == "projection":
-        return course_recipe("pretrained")
+        return course_recipe("projection")
     if family == "projection_ac":
         return course_recipe("classroom")
     raise SystemExit(f"error: unknown family {family!r}; choose from {', '.join(FAMILIES)}")

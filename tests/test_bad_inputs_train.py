@@ -310,7 +310,7 @@ def test_resume_continues_with_the_runs_own_settings(tmp_path, cli_error):
     """A run started with --recipe (or any options) resumes with --resume alone; an option given
     explicitly that changes the run is still refused."""
     out = tmp_path / "run"
-    run(out, "--recipe", "pretrained-ac", "--g-width", "8", "--d-width", "8", "--steps", "1")
+    run(out, "--recipe", "pretrained", "--g-width", "8", "--d-width", "8", "--steps", "1")
     run(out, "--steps", "2", "--resume")  # no --recipe, no widths: the checkpoint's settings
     assert load_checkpoint(out / "checkpoint.pt")["config"]["ac_weight"] == 1.0
     assert logged_steps(out) == [1, 2]
