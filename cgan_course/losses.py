@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .errors import CourseError
+
 
 def d_loss_bce(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
     """Discriminator side of the minimax game: -E[log D(x)] - E[log(1 - D(G(z)))]."""
@@ -48,10 +50,23 @@ LOSSES = {  # name -> (discriminator loss, generator loss)
 # Gradient penalties: GANLoss(penalty=...) adds one to D's loss (notebook 03, section 6)
 
 
+def _per_sample(D) -> None:
+    """A gradient penalty needs each sample's score to depend on that sample alone: BatchNorm in D
+    couples the batch (and its extra forward pass would move the running statistics)."""
+    if isinstance(D, torch.nn.Module) and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules()):
+        raise CourseError("a gradient penalty needs a D without BatchNorm (it couples the samples of a batch; "
+                          "Gulrajani et al. 2017 advise against it): use the projection D (spectral norm, no BN)")
+
+
 def r1_penalty(D, x_real: torch.Tensor, y_real: torch.Tensor | None, x_fake=None, y_fake=None,
                gamma: float = 10.0) -> torch.Tensor:
-    """R1 (Mescheder et al. 2018): ``gamma / 2 * E ||grad_x D(x, y)||^2`` on real images. It keeps D
-    flat where the data are, so at the equilibrium (p_g = p_data) D gives G no push away from it."""
+    """R1 (Mescheder et al. 2018): ``gamma / 2 * E ||grad_x D(x, y)||^2`` on real images only. Not a
+    Lipschitz constraint: it stops D from building a slope on the data, which damps the oscillation
+    around p_g = p_data and makes that equilibrium locally convergent. gamma depends on the data
+    (10 in Mescheder et al.'s high-resolution sets; StyleGAN2-ADA used 0.01 on CIFAR-10). The images
+    are the un-augmented ones the loss object passes; StyleGAN2-ADA penalises augmented reals.
+    fp32 or bf16: under fp16 the gradient of an unscaled output can underflow."""
+    _per_sample(D)
     x = x_real.detach().requires_grad_(True)  # (B, C, H, W)
     (grad,) = torch.autograd.grad(D(x, y_real).sum(), x, create_graph=True)  # graph kept: D learns from it
     return gamma / 2 * grad.flatten(1).square().sum(1).mean()
@@ -61,7 +76,9 @@ def gradient_penalty(D, x_real: torch.Tensor, y_real: torch.Tensor | None, x_fak
                      y_fake=None, weight: float = 10.0) -> torch.Tensor:
     """WGAN-GP (Gulrajani et al. 2017): ``weight * E (||grad_x D(x_hat, y)|| - 1)^2`` at random points
     ``x_hat`` between real and fake images, a soft version of "D is 1-Lipschitz" where it matters.
-    The interpolates carry the real labels (with ``fake_labels="real"`` they are the fakes' too)."""
+    The interpolates carry the real labels: with ``fake_labels="real"`` they are the fakes' too, so each
+    line stays inside a class (use it with this penalty). fp32 or bf16, as for ``r1_penalty``."""
+    _per_sample(D)
     eps = torch.rand(x_real.shape[0], 1, 1, 1, device=x_real.device, dtype=x_real.dtype)  # (B, 1, 1, 1)
     x_hat = (eps * x_real.detach() + (1 - eps) * x_fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x_hat, y_real).sum(), x_hat, create_graph=True)

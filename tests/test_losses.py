@@ -123,3 +123,43 @@ def test_a_penalty_teaches_d_and_plugs_into_the_loss_object():
     alone = gradient_penalty(D, x_real, None, x_fake, weight=1.0)
     without = GANLoss.named("hinge").discriminator(D, x_real, None, x_fake, None)[1]
     assert with_penalty.item() == pytest.approx(without.item() + alone.item(), rel=1e-6) and alone.item() > 0
+
+
+def test_penalties_are_taken_where_they_should_be_and_train_d():
+    """A critic whose gradient depends on where it is taken, D(x) = s/2 ||x - c||^2 (gradient
+    s (x - c)): WGAN-GP must be evaluated on the interpolates eps x_real + (1 - eps) x_fake (one eps
+    per image), R1 on the reals; and both keep the graph, so D's parameters get gradients."""
+    from cgan_course.losses import gradient_penalty, r1_penalty
+
+    class Quadratic(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.s = torch.nn.Parameter(torch.randn(3, 4, 4)), torch.nn.Parameter(torch.tensor(0.7))
+
+        def forward(self, x, y=None):
+            return self.s / 2 * (x - self.c).flatten(1).square().sum(1)
+
+    D, x_real, x_fake = Quadratic(), torch.randn(6, 3, 4, 4), torch.randn(6, 3, 4, 4) + 2
+    torch.manual_seed(0)
+    gp = gradient_penalty(D, x_real, None, x_fake)
+    torch.manual_seed(0)
+    eps = torch.rand(6, 1, 1, 1)
+    x_hat = eps * x_real + (1 - eps) * x_fake
+    with torch.no_grad():
+        want_gp = 10 * ((D.s * (x_hat - D.c)).flatten(1).norm(dim=1) - 1).square().mean()
+        want_r1 = 5 * (D.s * (x_real - D.c)).flatten(1).square().sum(1).mean()
+    r1 = r1_penalty(D, x_real, None)
+    assert gp.item() == pytest.approx(want_gp.item(), rel=1e-5) and r1.item() == pytest.approx(want_r1.item(), rel=1e-5)
+    (gp + r1).backward()
+    assert D.s.grad.abs() > 0 and D.c.grad.abs().sum() > 0
+
+
+def test_penalties_refuse_a_batchnorm_critic():
+    from cgan_course.errors import CourseError
+    from cgan_course.losses import gradient_penalty, r1_penalty
+
+    D = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.LazyLinear(1))
+    x = torch.randn(4, 3, 8, 8)
+    for penalty in (lambda: gradient_penalty(D, x, None, x), lambda: r1_penalty(D, x, None)):
+        with pytest.raises(CourseError, match="without BatchNorm"):
+            penalty()

@@ -112,13 +112,14 @@ def check_mixture_value(v_star, jsd) -> None:
 
 _INSIDE_CLASS_OPTIONS = {
     "a": (True, "each coarse class is two modes, a multimodal p(x | y) again: inside a class G is back in "
-                "the unconditional game, and it may cover one of the two modes (or hop between them)"),
+                "the unconditional game, and nothing prevents it from covering one of the two modes (or hopping "
+                "between them); whether this run does is for your samples to show"),
     "b": (False, "samples of one class landing in another class's modes is what the label prevents: D sees "
                  "the label and rejects such pairs, whatever the class's size"),
     "c": (False, "a smear around the whole ring would cost G against D in every class; the label keeps each "
                  "class near its own modes"),
-    "d": (False, "conditioning removes collapse between the labelled groups only; two modes under one label "
-                 "are one unconditional problem"),
+    "d": (False, "the labels guarantee only that each class stays near its own modes; two modes under one "
+                 "label are one unconditional problem, and nothing makes G cover both"),
 }
 
 

@@ -10,8 +10,9 @@ from .. import data
 from .core import Feedback, _as_vector, _exercise, check_choice
 
 _STATS_OPTIONS = {
-    "a": (True, "no: train and test are draws from one distribution, so their channel statistics differ only "
-                "in the third decimal, and standardize uses the training split's statistics for both anyway"),
+    "a": (True, "no: train and test are draws from one distribution, so on the full splits their channel "
+                "statistics differ only in the third decimal, and you pass the training split's statistics to "
+                "standardize for both anyway"),
     "b": (False, "test images are standardised with the *training* statistics (the model was fitted to "
                  "those), so the test split's own statistics are never used"),
     "c": (False, "a GAN's reals are scaled to [-1, 1] to match tanh; per-channel standardisation is for "
@@ -69,7 +70,7 @@ _CROP_OPTIONS = {
     "b": (False, "a crop moves the picture by whole pixels; it does not blur it"),
     "c": (False, "the padding adds constant pixels at the borders; the colours of the picture itself are "
                  "unchanged"),
-    "d": (False, "the crops change the real distribution (a quarter of the reals get a border band), and a "
+    "d": (False, "the crops change the real distribution (all but 1 in 81 of the reals get a border band: only the centred crop has none), and a "
                  "GAN learns the distribution it is shown, bands included"),
 }
 

@@ -40,8 +40,9 @@ _BIAS_OPTIONS = {
     "b": (False, "matching an image to its class needs the class to interact with the image's features, as "
                  "<embed(y), phi(x)> does; b_y never sees the image"),
     "c": (False, "from one image's score it cannot name a class: b_y shifts all images of a class alike"),
-    "d": (False, "the projection's class term changes with the image, the bias's does not: on a batch of one "
-                 "repeated image only the projection head's class term tells classes apart by content"),
+    "d": (False, "the projection's class term <embed(y), phi(x)> varies with the image; b_y does not, so "
+                 "label_sensitivity gives the same answer on copies of one image as on varied images (and G's "
+                 "gradient through w^T phi does not depend on y: this head gives G no push towards its class)"),
 }
 
 

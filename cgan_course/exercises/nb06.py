@@ -41,8 +41,9 @@ def check_fd_extrapolation(ns, fds, fd_inf, c) -> None:
 
 
 _BLIND_OPTIONS = {
-    "a": (True, "the plain FD compares the set of all generated images with the set of all real ones and never "
-                "looks at a label; shuffled labels draw the same set of images, so FD cannot change"),
+    "a": (True, "the plain FD compares the pool of all generated images with the pool of all real ones and never "
+                "looks at a label; z and y are drawn independently, so the shuffled (z, y) pairs have the same "
+                "distribution as G's, and so do the pooled images: FD moves only by sampling noise"),
     "b": (False, "FD's small-sample bias is the same for both generators (same N), so it cannot hide a "
                  "difference between them; the labels are what FD never reads"),
     "c": (False, "the classifier's features separate the classes well (that is why label fidelity sees the "
