@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -69,6 +70,17 @@ def test_one_parameters_cell_reading_the_mode(path):
 def test_ends_with_exercises(path):
     markdown = [c for c in _read(path).cells if c.cell_type == "markdown"]
     assert "Exercises" in markdown[-1].source, f"{path.name}: the last markdown cell must hold the Exercises"
+
+
+@by_notebook
+def test_the_chapter_knows_its_own_number(path):
+    """Title, exercise list and solutions file name the chapter's file number (a renumbering that
+    misses one would list another chapter's exercises)."""
+    nb, number = _read(path), path.name[:2]
+    assert nb.cells[0].source.startswith(f"# {number} "), f"{path.name}: the title must start with '# {number} '"
+    assert f'exercises.show("{number}")' in nb.cells[-1].source, f"{path.name}: the last cell must be exercises.show({number!r})"
+    solutions = {m for c in nb.cells if c.cell_type == "markdown" for m in re.findall(r"solutions/ex(\d\d)\.py", c.source)}
+    assert solutions <= {number}, f"{path.name}: names solutions of chapter(s) {sorted(solutions - {number})}"
 
 
 @by_notebook
