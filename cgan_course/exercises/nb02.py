@@ -70,8 +70,9 @@ _CROP_OPTIONS = {
     "b": (False, "a crop moves the picture by whole pixels; it does not blur it"),
     "c": (False, "the padding adds constant pixels at the borders; the colours of the picture itself are "
                  "unchanged"),
-    "d": (False, "the crops change the real distribution (all but 1 in 81 of the reals get a border band: only the centred crop has none), and a "
-                 "GAN learns the distribution it is shown, bands included"),
+    "d": (False, "the crops change the real distribution (all but 1 in 81 of the reals get a border band: "
+                 "only the centred crop has none), and a GAN learns the distribution it is shown, bands "
+                 "included"),
 }
 
 
