@@ -50,10 +50,16 @@ LOSSES = {  # name -> (discriminator loss, generator loss)
 # Gradient penalties: GANLoss(penalty=...) adds one to D's loss (notebook 03, section 6)
 
 
+def has_batchnorm(D) -> bool:
+    """Whether D has a BatchNorm anywhere: then its scores of a batch depend on each other."""
+    return isinstance(D, torch.nn.Module) and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                                  for m in D.modules())
+
+
 def _per_sample(D) -> None:
     """A gradient penalty needs each sample's score to depend on that sample alone: BatchNorm in D
     couples the batch (and its extra forward pass would move the running statistics)."""
-    if isinstance(D, torch.nn.Module) and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules()):
+    if has_batchnorm(D):
         raise CourseError("a gradient penalty needs a D without BatchNorm (it couples the samples of a batch; "
                           "Gulrajani et al. 2017 advise against it): use the projection D (spectral norm, no BN)")
 

@@ -9,7 +9,7 @@ from typing import Iterator
 import torch
 
 from ..errors import CourseError
-from .transforms import to_unit_range
+from .transforms import apply_hflip, hflip_mask, to_unit_range
 
 
 class DeviceBatches:
@@ -46,7 +46,7 @@ class DeviceBatches:
         self._order = order.to(self.device)
         if self.hflip:  # batch i's mask is drawn as it always was: a generator seeded by (epoch, position)
             ends = range(self.batch_size, len(order) - len(order) % self.batch_size + 1, self.batch_size)
-            masks = [torch.rand(self.batch_size, generator=self._flip_generator(end)) < 0.5 for end in ends]
+            masks = [hflip_mask(self.batch_size, self._flip_generator(end)) for end in ends]
             self._flips = torch.stack(masks).to(self.device) if masks else None  # (batches, B) bool
 
     def _flip_generator(self, position: int) -> torch.Generator:
@@ -64,7 +64,7 @@ class DeviceBatches:
         self.position += self.batch_size
         x = to_unit_range(self.images[idx])  # (B, C, H, W) in [-1, 1]
         if self.hflip:
-            x = torch.where(self._flips[batch].view(-1, 1, 1, 1), x.flip(3), x)
+            x = apply_hflip(x, self._flips[batch])
         return x, self.labels[idx]
 
     @property

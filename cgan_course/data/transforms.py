@@ -43,8 +43,18 @@ def standardize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> 
     return (x - mean.to(x).view(1, -1, 1, 1)) / std.to(x).view(1, -1, 1, 1)
 
 
+def hflip_mask(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Which of n images to flip: (n,) bool, each True with probability 1/2, drawn on the CPU so a
+    seeded generator gives the same mask on every device."""
+    return torch.rand(n, generator=generator, device="cpu") < 0.5
+
+
+def apply_hflip(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Flip the images of [N, C, H, W] whose ``mask`` entry (N,) is True, left-right."""
+    return torch.where(mask.view(-1, 1, 1, 1), x.flip(3), x)
+
+
 def random_hflip(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Flip each image of [N, C, H, W] left-right with probability 1/2 (safe for CIFAR GANs:
     a mirrored car is still a car, so the generator learns nothing it should not)."""
-    flip = torch.rand(x.shape[0], generator=generator, device="cpu").to(x.device) < 0.5
-    return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+    return apply_hflip(x, hflip_mask(x.shape[0], generator).to(x.device))

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..losses import LOSSES
+from ..losses import LOSSES, has_batchnorm
 from ..models import ModelConfig
 from ..sampling import recalibrate_batchnorm
 from .config import TrainConfig
@@ -136,7 +136,7 @@ _HAS_BN: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary(
 def _has_batchnorm(D: nn.Module) -> bool:
     """Whether D has a BatchNorm anywhere; looked up once per D, not at every step."""
     if D not in _HAS_BN:
-        _HAS_BN[D] = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules())
+        _HAS_BN[D] = has_batchnorm(D)
     return _HAS_BN[D]
 
 
