@@ -7,8 +7,8 @@ A house of four layers; a module imports only from its own layer or those below
     data, nets   data/ (CIFAR-10, your class folders, cache, batches), models, losses, diffaugment, checkpoints
     learning     training/ (config, recipes, the step, the loop, resume), sampling, metrics/ (FD, features,
                  scores), classifier, pretrained, toy
-    for people   exercises/ (one file per notebook), build, grade, widgets, serve, release, course, site,
-                 figures, diagrams
+    for people   exercises/ (one file per notebook), build, grade, run_notebook, widgets, serve, release,
+                 course, site, figures, diagrams
 
 ``cgan_course.train`` is the training entry point (``python -m cgan_course.train``). Importing the
 package never needs a GPU; the device is chosen at run time.

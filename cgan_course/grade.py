@@ -2,6 +2,7 @@
 
     python -m cgan_course.grade SUBMISSIONS_DIR --out grades.csv
     python -m cgan_course.grade SUBMISSIONS_DIR --out grades.csv --timeout 900 --mode classroom
+    python -m cgan_course.grade SUBMISSIONS_DIR --out grades.csv --jobs 4     # four notebooks at once
 
 Every ``*.ipynb`` under SUBMISSIONS_DIR is a submission: the learner is the folder it sits in
 (``submissions/ada/03_conditional_architectures.ipynb`` is Ada's chapter 03), or the file's name when
@@ -10,7 +11,8 @@ temporary copy (its saved outputs cleared), in a child process with its own kern
 a minimal environment, in ``--mode`` (smoke by default: the small settings of every chapter); a
 cell may run ``--timeout`` seconds (what ran before it is still graded), the whole notebook
 ``--timeout`` + 60. Every cell runs even after an error, so one broken cell does not hide the
-exercises after it. A submission that loops, raises, has a
+exercises after it. ``--jobs N`` runs N submissions at once, each child limited to its share of the
+CPU cores (the rows and the table keep the submissions' order). A submission that loops, raises, has a
 syntax error, is not a notebook, or prints megabytes is reported on its row, and the next one runs.
 
 The verdicts are the ones the learner saw: ``Exercise 03.A: right`` / ``not yet`` from the checks
@@ -38,6 +40,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +48,7 @@ from .build import BUILDS
 from .course import MODES
 from .errors import CourseError, run_cli
 from .exercises import EXERCISES
-from .validate import check_choice, check_float
+from .validate import check_choice, check_float, check_int
 
 MAX_OUTPUT_BYTES = 2_000_000  # of text read back from one executed notebook; a flood is cut, not parsed whole
 VERDICT = re.compile(r"^Exercise (\d\d\.[0-9A-Z]+): (right|not yet)", re.M)
@@ -75,10 +78,18 @@ def _learner(path: Path, root: Path) -> str:
     return rel.parts[0] if len(rel.parts) > 1 else path.stem
 
 
-def _run_child(path: Path, out: Path, mode: str, timeout: float) -> str:
+_RUNNING: set[subprocess.Popen] = set()  # the children now running: killed if the grader is stopped
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    """Kill a child's whole process group (it runs in its own session, so Ctrl-C does not reach it)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _run_child(path: Path, out: Path, mode: str, timeout: float, threads: int | None = None) -> str:
     """Execute ``path`` into ``out`` in a child process; '' if it ran, else why not (one line)."""
-    cmd = [sys.executable, "-m", "cgan_course.grade", "--run-one", str(path), str(out), "--mode", mode,
-           "--timeout", str(timeout)]
+    cmd = [sys.executable, "-m", "cgan_course.run_notebook", str(path), str(out), "--timeout", str(timeout)]
     home = path.parent / "home"  # the submission's own HOME: nothing it writes there reaches the next one
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if k in ENV_KEPT or k.startswith("CGAN_COURSE_")}
@@ -87,46 +98,23 @@ def _run_child(path: Path, out: Path, mode: str, timeout: float) -> str:
                 "JUPYTER_CONFIG_DIR": str(home / ".jupyter"), "JUPYTER_DATA_DIR": str(home / ".jupyter-data"),
                 "JUPYTER_RUNTIME_DIR": str(home / ".jupyter-runtime"), "MPLCONFIGDIR": str(home / ".matplotlib"),
                 "XDG_CACHE_HOME": str(home / ".cache"), "PYTHONNOUSERSITE": "1"})
+    if threads:  # N notebooks at once share the cores instead of each spinning threads on all of them
+        env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=path.parent,
                             start_new_session=True)  # its own process group, killed whole on a timeout
+    _RUNNING.add(proc)
     try:
         stdout, stderr = proc.communicate(timeout=timeout + 60)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        _kill(proc)
         proc.communicate()
         return f"did not finish within {timeout + 60:g} s (a loop?)"
+    finally:
+        _RUNNING.discard(proc)
     if proc.returncode != 0:
         lines = [ln for ln in (stderr or stdout).strip().splitlines() if ln.strip()] or ["no message"]
         return lines[-1][:300]
     return ""
-
-
-def _execute(path: Path, out: Path, timeout: float) -> None:
-    """In the child: run every cell of ``path`` (errors included) and write the result to ``out``."""
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except Exception as err:  # noqa: BLE001 - not JSON, not a notebook, a wrong nbformat
-        raise CourseError(f"not a readable notebook ({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None
-    for cell in nb.cells:  # the verdicts must come from this run, not from outputs saved in the file
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-        cell.metadata.pop("tags", None)  # no cell skipped by a tag
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(path.parent)}})
-    stopped = ""
-    try:
-        client.execute()
-    except CellTimeoutError:
-        stopped = f"a cell ran longer than {timeout:g} s (a loop?)"
-    except DeadKernelError:
-        stopped = "the kernel died (out of memory, or the code exited the process)"
-    nb.metadata["grade_stopped"] = stopped  # what ran before the stop is still graded
-    nbformat.write(nb, out)
 
 
 def _events(executed: Path) -> tuple[dict[str, tuple[str, str]], list[str], str]:
@@ -166,7 +154,7 @@ def _events(executed: Path) -> tuple[dict[str, tuple[str, str]], list[str], str]
     return events, errors, nb.get("metadata", {}).get("grade_stopped", "")
 
 
-def grade_one(path: Path, root: Path, mode: str, timeout: float) -> list[Row]:
+def grade_one(path: Path, root: Path, mode: str, timeout: float, threads: int | None = None) -> list[Row]:
     learner, name = _learner(path, root), path.name
     chapter = name[:2] if re.match(r"\d\d_", name) else None
     keys = exercises_of(chapter) if chapter else []
@@ -176,7 +164,7 @@ def grade_one(path: Path, root: Path, mode: str, timeout: float) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="cgan-grade-") as tmp:
         copy, executed = Path(tmp) / name, Path(tmp) / f"executed-{name}"
         copy.write_bytes(path.read_bytes())  # the learner's folder is never written to
-        why = _run_child(copy, executed, mode, timeout)
+        why = _run_child(copy, executed, mode, timeout, threads)
         if why or not executed.is_file():
             return [Row(learner, name, key, "error", why or "the notebook did not run") for key in keys]
         events, errors, stopped = _events(executed)
@@ -201,11 +189,14 @@ def _cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
-def grade(root: str | Path, out: str | Path, mode: str = "smoke", timeout: float = 600, log=print) -> list[Row]:
-    """Grade every notebook under ``root`` into the CSV ``out``; returns the rows (see the module docstring)."""
+def grade(root: str | Path, out: str | Path, mode: str = "smoke", timeout: float = 600, log=print,
+          jobs: int = 1) -> list[Row]:
+    """Grade every notebook under ``root`` into the CSV ``out``, ``jobs`` at a time; returns the rows
+    in the submissions' order (see the module docstring)."""
     root, out = Path(root), Path(out)
     check_choice("mode", mode, MODES)
     timeout = check_float("timeout", timeout, 1, 24 * 3600, fix="seconds per notebook")
+    jobs = check_int("jobs", jobs, 1, 64, fix="how many notebooks run at once, e.g. the number of CPU cores")
     if not root.is_dir():
         raise CourseError(f"{root} is not a folder: pass the folder that holds the submitted notebooks")
     if out.exists() and not out.is_file():
@@ -215,10 +206,23 @@ def grade(root: str | Path, out: str | Path, mode: str = "smoke", timeout: float
     paths = sorted(p for p in root.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     if not paths:
         raise CourseError(f"{root} holds no .ipynb files")
-    rows = []
-    for i, path in enumerate(paths, 1):
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+
+    def one(numbered: tuple[int, Path]) -> list[Row]:
+        i, path = numbered
         log(f"[{i}/{len(paths)}] {path.relative_to(root)} ...")
-        rows += grade_one(path, root, mode, timeout)
+        return grade_one(path, root, mode, timeout, threads)
+
+    # threads suffice: each submission runs in its own child process, and the grader only waits on it
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        rows = [row for rows_of_one in pool.map(one, enumerate(paths, 1)) for row in rows_of_one]
+    except BaseException:  # Ctrl-C: no submission left running behind the grader's back
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in list(_RUNNING):
+            _kill(proc)
+        raise
+    pool.shutdown()
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="") as f:
         writer = csv.writer(f)
@@ -246,16 +250,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="grades.csv", help="the CSV to write (default: grades.csv)")
     parser.add_argument("--mode", default="smoke", help="the notebooks' mode: smoke (default), classroom or full")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per notebook (default: 600)")
-    parser.add_argument("--run-one", nargs=2, metavar=("NOTEBOOK", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks run at once (default: 1)")
     args = parser.parse_args(argv)
 
     def body() -> None:
-        if args.run_one:
-            _execute(Path(args.run_one[0]), Path(args.run_one[1]), args.timeout)
-            return
         if not args.submissions:
             raise CourseError("pass the folder of submitted notebooks: python -m cgan_course.grade SUBMISSIONS --out grades.csv")
-        grade(args.submissions, args.out, args.mode, args.timeout)
+        grade(args.submissions, args.out, args.mode, args.timeout, jobs=args.jobs)
 
     run_cli(body, parser.prog)
 

@@ -49,9 +49,11 @@ def test_grader_reports_every_learner_and_goes_on(tmp_path, capsys):
     (subs / "gus" / "03_broken.ipynb").write_text("this is not a notebook")
     _tiny(subs / "hal", "chapter3.ipynb", "1 + 1")
     out = tmp_path / "grades.csv"
-    rows = grade.grade(subs, out, timeout=300, log=print)
+    rows = grade.grade(subs, out, timeout=300, log=print, jobs=2)  # two at a time: the rows keep the order
     table = {(r["learner"], r["exercise"]): r for r in csv.DictReader(out.open())}
     assert len(rows) == len(table)
+    learners = [r.learner for r in rows]
+    assert learners == sorted(learners) and len(set(learners)) == 7, learners
 
     assert table[("ada", "03.A")]["status"] == "passed" and table[("ada", "03.B")]["status"] == "passed"
     assert table[("ada", "03.5")]["status"] == "failed" and table[("ada", "03.5")]["message"]
@@ -72,7 +74,7 @@ def test_grader_reports_every_learner_and_goes_on(tmp_path, capsys):
 def test_a_submission_that_loops_is_stopped_and_reported(tmp_path):
     subs = tmp_path / "submissions"
     _tiny(subs / "cat", "03_loops.ipynb", "while True:\n    pass")
-    rows = grade.grade(subs, tmp_path / "grades.csv", timeout=5, log=lambda *_: None)
+    rows = grade.grade(subs, tmp_path / "grades.csv", timeout=2, log=lambda *_: None)
     assert {r.status for r in rows} == {"error"} and "a loop?" in rows[0].message
     assert len(rows) == len(grade.exercises_of("03"))
 
@@ -82,6 +84,8 @@ def test_grader_refuses_bad_arguments(tmp_path, cli_error):
     cli_error(grade.main, [str(tmp_path), "--out", str(tmp_path.parent / "g.csv"), "--timeout", "inf"],
               r"timeout must be a finite number")
     cli_error(grade.main, [str(tmp_path), "--out", str(tmp_path.parent / "g.csv")], r"holds no .ipynb files")
+    cli_error(grade.main, [str(tmp_path), "--out", str(tmp_path.parent / "g.csv"), "--jobs", "0"],
+              r"jobs must be an integer in \[1, 64\]")
 
 
 def test_a_forged_verdict_counts_for_nothing(tmp_path):

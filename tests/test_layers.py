@@ -19,7 +19,7 @@ LAYERS = [
     {"errors", "validate", "runtime", "runlock", "paths", "files"},
     {"data", "models", "losses", "diffaugment", "checkpoints"},
     {"sampling", "training", "train", "classifier", "pretrained", "metrics", "toy"},
-    {"widgets", "serve", "release", "exercises", "build", "grade", "course", "figures", "diagrams", "site"},
+    {"widgets", "serve", "release", "exercises", "build", "grade", "run_notebook", "course", "figures", "diagrams", "site"},
 ]
 LAYER_OF = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 

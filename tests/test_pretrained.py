@@ -103,10 +103,11 @@ def test_class_morph_moves_the_class():
 
 def test_the_class_decides_the_picture():
     """With z fixed, the class input decides what the judge sees: every class is drawn as itself at
-    least 70% of the time (500 samples per class) and notebook 05's morphs end with the judge's
+    least 70% of the time (200 samples per class: the card's lowest class, 84% of 1,000, is more
+    than five standard errors above the floor) and notebook 05's morphs end with the judge's
     calibrated P(target) above their floors (100 latents, as on the card)."""
     G, clf = pretrained.load_generator(), metrics.ClassifierFeatures()
-    per_class = metrics.label_fidelity(G, clf, num_samples=5000, seed=7).details["per_class"]
+    per_class = metrics.label_fidelity(G, clf, num_samples=2000, seed=7).details["per_class"]
     assert min(per_class) >= CLASS_FLOOR, dict(zip(CLASSES, per_class))
     for (a, b), floor in MORPH_END_FLOORS.items():
         end = metrics.class_morph_curve(G, clf, CLASSES.index(a), CLASSES.index(b), num_latents=100, steps=2)["p_end"][-1]

@@ -1,0 +1,55 @@
+"""Run one notebook in this process's own kernel, every cell even after an error, into a file:
+the grader's child process (``grade.py`` starts one per submission).
+
+    python -m cgan_course.run_notebook NOTEBOOK OUT --timeout SECONDS
+
+A module of its own so the child imports only nbclient, not the course's registries and PyTorch
+(about 1.5 s per submission); the kernel imports what the notebook imports.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from .errors import CourseError, run_cli
+
+
+def execute(path: Path, out: Path, timeout: float) -> None:
+    """Run every cell of ``path`` (errors included) and write the result to ``out``; a stop (a cell
+    past ``timeout``, a dead kernel) is recorded in the notebook's ``grade_stopped`` metadata."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as err:  # noqa: BLE001 - not JSON, not a notebook, a wrong nbformat
+        raise CourseError(f"not a readable notebook ({type(err).__name__}: {str(err).splitlines()[0][:160]})") from None
+    for cell in nb.cells:  # the verdicts must come from this run, not from outputs saved in the file
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata.pop("tags", None)  # no cell skipped by a tag
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(path.parent)}})
+    stopped = ""
+    try:
+        client.execute()
+    except CellTimeoutError:
+        stopped = f"a cell ran longer than {timeout:g} s (a loop?)"
+    except DeadKernelError:
+        stopped = "the kernel died (out of memory, or the code exited the process)"
+    nb.metadata["grade_stopped"] = stopped  # what ran before the stop is still graded
+    nbformat.write(nb, out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m cgan_course.run_notebook", description=__doc__.split("\n")[0])
+    parser.add_argument("notebook")
+    parser.add_argument("out")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per cell (default: 600)")
+    args = parser.parse_args(argv)
+    run_cli(lambda: execute(Path(args.notebook), Path(args.out), args.timeout), parser.prog)
+
+
+if __name__ == "__main__":
+    main()
