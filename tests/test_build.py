@@ -255,18 +255,20 @@ def test_the_build_notebooks_run_with_the_solutions_put_in(tmp_path, monkeypatch
     # that builds and then uses the learner's function (section 1 of each: slerp, the Fréchet
     # distance): their later sections do not depend on it, and run whole a minute more each than
     # the suite can spare
-    whole, prefix = ["01", "03", "04"], {"05": "## 2. ", "06": "## 2. "}
-    cut = tmp_path / "cut"
-    cut.mkdir()
-    for number, heading in prefix.items():
+    # copies in a folder of their own, so their run folders (runs/04-smoke, ...) are not the ones
+    # nbval's run of the committed notebooks writes, perhaps at the same time on another worker
+    chapters = {"01": None, "03": None, "04": None, "05": "## 2. ", "06": "## 2. "}
+    copies = tmp_path / "notebooks"
+    copies.mkdir()
+    for number, heading in chapters.items():
         path = next(NOTEBOOKS_DIR.glob(f"{number}_*.ipynb"))
         nb = nbformat.read(path, as_version=4)
-        stop = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith(heading))
-        nb.cells = nb.cells[:stop]
-        nbformat.write(nb, cut / path.name)
-    results = run_course("smoke", out=tmp_path / "whole", only=whole, log=lambda *_: None)
-    results += run_course("smoke", out=tmp_path / "prefix", notebooks_dir=cut, log=lambda *_: None)
-    assert [r.ok for r in results] == [True] * (len(whole) + len(prefix)), [(r.notebook, r.error) for r in results]
+        if heading:
+            stop = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith(heading))
+            nb.cells = nb.cells[:stop]
+        nbformat.write(nb, copies / path.name)
+    results = run_course("smoke", out=tmp_path / "executed", notebooks_dir=copies, log=lambda *_: None)
+    assert [r.ok for r in results] == [True] * len(chapters), [(r.notebook, r.error) for r in results]
     text = "".join(o.get("text", "") for r in results for c in nbformat.read(r.output, as_version=4).cells
                    if c.cell_type == "code" for o in c.get("outputs", []))
     for key in B.BUILDS:  # every build exercise of the course, each checked where it stands

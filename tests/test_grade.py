@@ -3,6 +3,12 @@ leaves every build unfinished, and each broken submission is reported on its row
 goes on."""
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -107,3 +113,35 @@ def test_a_forged_verdict_counts_for_nothing(tmp_path):
 
 def test_messages_that_look_like_formulas_are_quoted():
     assert grade._cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and grade._cell("ada") == "ada"
+
+
+def test_ctrl_c_stops_every_running_submission(tmp_path):
+    """Each submission runs in its own session (so a timeout kills it whole), which Ctrl-C at the
+    terminal does not reach: the grader kills them itself, and writes no half table."""
+    subs, marks = tmp_path / "submissions", tmp_path / "marks"
+    marks.mkdir()
+    for learner in ("ann", "ben"):
+        _tiny(subs / learner, "03_loops.ipynb",
+              f"import os, time\nopen(r'{marks / learner}', 'w').write(str(os.getpid()))\nwhile True:\n    time.sleep(0.1)")
+    out = tmp_path / "grades.csv"
+    proc = subprocess.Popen([sys.executable, "-m", "cgan_course.grade", str(subs), "--out", str(out), "--jobs", "2",
+                             "--timeout", "300"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    kernels = [int(p.read_text() or 0) for p in marks.iterdir()]
+    assert len(kernels) == 2 and all(kernels), "both submissions should be running"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) != 0 and not out.exists()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return not Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"  # a zombie is gone
+
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in kernels) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in kernels), "a submission's kernel outlived the grader"
