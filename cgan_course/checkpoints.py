@@ -204,7 +204,7 @@ def require_keys(state: dict, keys: tuple[str, ...], path: str | Path, what: str
 
 # Fields added to ModelConfig after checkpoints were published, with the value that builds the
 # architecture those older files hold (a saved config without the field predates it).
-LEGACY_MODEL_FIELDS = {"out_cbn": False, "g_init": "xavier", "class_head": False}
+LEGACY_MODEL_FIELDS = {"out_cbn": False, "g_init": "xavier", "class_head": False, "class_input": False}
 
 
 def with_legacy_fields(saved: dict) -> dict:

@@ -60,8 +60,10 @@ def generator_stages(cfg: ModelConfig) -> list[Stage]:
     up = "CBN · ReLU · ConvT 4x4 (x2 size)" if isinstance(blocks[0], DCGANUpBlock) else \
         "ResBlock: CBN · ReLU · up x2 · conv 3x3, twice"
     last = "CBN · ReLU · conv 3x3 · tanh" if G.out_cbn else "BN · ReLU · conv 3x3 · tanh"
-    return ([Stage("z ~ N(0, I)", (cfg.z_dim,)),
-             Stage("Linear, reshape", (G.seed_channels, 4, 4))]
+    start = [Stage("z ~ N(0, I)", (cfg.z_dim,))]
+    if G.class_input is not None:  # BigGAN: the class at the input too
+        start.append(Stage("concatenate [z, embed(y)]", (G.input_dim,), "embed(y)"))
+    return (start + [Stage("Linear, reshape", (G.seed_channels, 4, 4))]
             + [Stage(up, s, r"$\gamma_y, \beta_y$") for s in shapes[1:-1]]
             + [Stage(last, shapes[-1], r"$\gamma_y, \beta_y$" if G.out_cbn else "")])
 
@@ -138,8 +140,9 @@ def architecture_figure(cfg: ModelConfig | None = None, fontsize: float = 11):
     import matplotlib.pyplot as plt
 
     cfg = cfg or PRETRAINED_MODEL
+    classic = replace(cfg, arch="classic", backbone="dcgan", class_head=False, class_input=False)  # has neither
     panels = [(generator_stages(replace(cfg, arch="projection")), "G: conditional BatchNorm"),
-              (discriminator_stages(replace(cfg, arch="classic", backbone="dcgan")), "classic D: y as input channels"),
+              (discriminator_stages(classic), "classic D: y as input channels"),
               (discriminator_stages(replace(cfg, arch="projection")), "projection D: y in the last layer")]
     rows = max(len(stages) for stages, _ in panels)
     fig, axes = plt.subplots(1, 3, figsize=(16, 0.85 * rows + 0.8))

@@ -40,6 +40,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ from .build import BUILDS
 from .course import MODES
 from .errors import CourseError, run_cli
 from .exercises import EXERCISES
+from .files import atomic_write
 from .validate import check_choice, check_float, check_int
 
 MAX_OUTPUT_BYTES = 2_000_000  # of text read back from one executed notebook; a flood is cut, not parsed whole
@@ -78,16 +80,46 @@ def _learner(path: Path, root: Path) -> str:
     return rel.parts[0] if len(rel.parts) > 1 else path.stem
 
 
-_RUNNING: set[subprocess.Popen] = set()  # the children now running: killed if the grader is stopped
+class _Children:
+    """The submissions' child processes now running, so that a stopped grader stops them too: each
+    runs in a session of its own (a timeout kills it whole), which Ctrl-C at the terminal does not
+    reach. Under the lock, no child starts once stopping has begun."""
+
+    def __init__(self):
+        self.lock, self.running, self.stopping = threading.Lock(), set(), False
+
+    def start(self, cmd: list[str], **kwargs) -> subprocess.Popen | None:
+        with self.lock:
+            if self.stopping:
+                return None
+            proc = subprocess.Popen(cmd, start_new_session=True, **kwargs)
+            self.running.add(proc)
+            return proc
+
+    def finished(self, proc: subprocess.Popen) -> None:
+        with self.lock:
+            self.running.discard(proc)
+
+    def stop_all(self) -> None:
+        with self.lock:
+            self.stopping, procs = True, list(self.running)
+        for proc in procs:
+            stop(proc)
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    """Kill a child's whole process group (it runs in its own session, so Ctrl-C does not reach it)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM to the child's process group (run_notebook then kills its kernel's group too), and
+    SIGKILL after ``grace`` seconds if it is still there."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+            return
 
 
-def _run_child(path: Path, out: Path, mode: str, timeout: float, threads: int | None = None) -> str:
+def _run_child(path: Path, out: Path, mode: str, timeout: float, children: _Children,
+               threads: int | None = None) -> str:
     """Execute ``path`` into ``out`` in a child process; '' if it ran, else why not (one line)."""
     cmd = [sys.executable, "-m", "cgan_course.run_notebook", str(path), str(out), "--timeout", str(timeout)]
     home = path.parent / "home"  # the submission's own HOME: nothing it writes there reaches the next one
@@ -100,17 +132,17 @@ def _run_child(path: Path, out: Path, mode: str, timeout: float, threads: int | 
                 "XDG_CACHE_HOME": str(home / ".cache"), "PYTHONNOUSERSITE": "1"})
     if threads:  # N notebooks at once share the cores instead of each spinning threads on all of them
         env.update({"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)})
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=path.parent,
-                            start_new_session=True)  # its own process group, killed whole on a timeout
-    _RUNNING.add(proc)
+    proc = children.start(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=path.parent)
+    if proc is None:
+        return "not run: the grader was stopped"
     try:
         stdout, stderr = proc.communicate(timeout=timeout + 60)
     except subprocess.TimeoutExpired:
-        _kill(proc)
+        stop(proc)
         proc.communicate()
         return f"did not finish within {timeout + 60:g} s (a loop?)"
     finally:
-        _RUNNING.discard(proc)
+        children.finished(proc)
     if proc.returncode != 0:
         lines = [ln for ln in (stderr or stdout).strip().splitlines() if ln.strip()] or ["no message"]
         return lines[-1][:300]
@@ -154,7 +186,8 @@ def _events(executed: Path) -> tuple[dict[str, tuple[str, str]], list[str], str]
     return events, errors, nb.get("metadata", {}).get("grade_stopped", "")
 
 
-def grade_one(path: Path, root: Path, mode: str, timeout: float, threads: int | None = None) -> list[Row]:
+def grade_one(path: Path, root: Path, mode: str, timeout: float, children: _Children | None = None,
+              threads: int | None = None) -> list[Row]:
     learner, name = _learner(path, root), path.name
     chapter = name[:2] if re.match(r"\d\d_", name) else None
     keys = exercises_of(chapter) if chapter else []
@@ -164,7 +197,7 @@ def grade_one(path: Path, root: Path, mode: str, timeout: float, threads: int | 
     with tempfile.TemporaryDirectory(prefix="cgan-grade-") as tmp:
         copy, executed = Path(tmp) / name, Path(tmp) / f"executed-{name}"
         copy.write_bytes(path.read_bytes())  # the learner's folder is never written to
-        why = _run_child(copy, executed, mode, timeout, threads)
+        why = _run_child(copy, executed, mode, timeout, children or _Children(), threads)
         if why or not executed.is_file():
             return [Row(learner, name, key, "error", why or "the notebook did not run") for key in keys]
         events, errors, stopped = _events(executed)
@@ -206,28 +239,35 @@ def grade(root: str | Path, out: str | Path, mode: str = "smoke", timeout: float
     paths = sorted(p for p in root.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     if not paths:
         raise CourseError(f"{root} holds no .ipynb files")
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    # N at once share the cores this process may use (a share of them already, under pytest-xdist)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    cores = min(cores, int(omp)) if omp.isdigit() and int(omp) > 0 else cores
+    threads = max(1, cores // jobs) if jobs > 1 else None
+    children = _Children()
 
     def one(numbered: tuple[int, Path]) -> list[Row]:
         i, path = numbered
         log(f"[{i}/{len(paths)}] {path.relative_to(root)} ...")
-        return grade_one(path, root, mode, timeout, threads)
+        return grade_one(path, root, mode, timeout, children, threads)
 
     # threads suffice: each submission runs in its own child process, and the grader only waits on it
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
         rows = [row for rows_of_one in pool.map(one, enumerate(paths, 1)) for row in rows_of_one]
-    except BaseException:  # Ctrl-C: no submission left running behind the grader's back
+    except BaseException:  # Ctrl-C or SIGTERM: no submission left running behind the grader's back
         pool.shutdown(wait=False, cancel_futures=True)
-        for proc in list(_RUNNING):
-            _kill(proc)
+        children.stop_all()
         raise
     pool.shutdown()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(FIELDS)
-        writer.writerows([_cell(r.learner), _cell(r.notebook), r.exercise, r.status, _cell(r.message)] for r in rows)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(FIELDS)
+            writer.writerows([_cell(r.learner), _cell(r.notebook), r.exercise, r.status, _cell(r.message)]
+                             for r in rows)
+    atomic_write(out, write)  # a stopped grader leaves the previous table whole
     log(summary(rows))
     return rows
 
@@ -244,6 +284,10 @@ def summary(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _interrupted(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cgan_course.grade", description=__doc__.split("\n")[0])
     parser.add_argument("submissions", nargs="?", help="folder of submitted notebooks (one subfolder per learner)")
@@ -254,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def body() -> None:
+        signal.signal(signal.SIGTERM, _interrupted)  # stopped by a scheduler or `kill`: as Ctrl-C
         if not args.submissions:
             raise CourseError("pass the folder of submitted notebooks: python -m cgan_course.grade SUBMISSIONS --out grades.csv")
         grade(args.submissions, args.out, args.mode, args.timeout, jobs=args.jobs)

@@ -49,13 +49,15 @@ class ModelConfig:
     g_width: int = config_field(64, "generator base channel count (the widest layer has 4-8x this)", lo=1,
                                 hi=MAX_WIDTH)
     d_width: int = config_field(64, "discriminator base channel count", lo=1, hi=MAX_WIDTH)
-    embed_dim: int = config_field(50, "classic CGAN: size of the label embedding concatenated to z", lo=1,
-                                  hi=MAX_Z_DIM)
+    embed_dim: int = config_field(50, "classic CGAN, and projection G with class_input: size of the label embedding "
+                                      "concatenated to z", lo=1, hi=MAX_Z_DIM)
     out_cbn: bool = config_field(True, "projection G: the last BatchNorm (before the RGB conv) is class-conditional too")
     g_init: str = config_field("pytorch", "projection G weights: 'pytorch' (the layers' defaults) or 'xavier' (SNGAN/BigGAN)",
                                choices=("pytorch", "xavier"))
     class_head: bool = config_field(False, "projection D: also an auxiliary classifier of the image's class "
                                            "(AC-GAN), trained when the run's ac_weight > 0")
+    class_input: bool = config_field(False, "projection G: the class also enters at the input, as a learned "
+                                            "embedding (embed_dim) concatenated to z, as in BigGAN")
 
     def __post_init__(self):
         check_fields(self)  # types and ranges, declared on the fields above
@@ -64,6 +66,9 @@ class ModelConfig:
         if self.class_head and (self.arch != "projection" or self.num_classes == 0):
             raise CourseError("class_head needs arch='projection' and num_classes > 0 (it names the image's class); "
                               "pass class_head=False (and ac_weight=0) for the classic CGAN or an unconditional model")
+        if self.class_input and (self.arch != "projection" or self.num_classes == 0):
+            raise CourseError("class_input needs arch='projection' and num_classes > 0 (the classic CGAN always "
+                              "feeds its label to the input); pass class_input=False")
 
 
 def _num_upsamplings(image_size: int) -> int:
@@ -336,6 +341,8 @@ class ProjectionGenerator(nn.Module):
     z (B, z_dim) -> linear -> (B, c0, 4, 4) -> [up block] x log2(S/4) -> CBN, ReLU, conv -> tanh
     (B, 3, S, S). For S=32 and width w: dcgan 8w -> 4w -> 2w -> w channels; resnet 4w throughout.
     ``out_cbn=False`` puts a plain BN before the last conv (the first pretrained file has one).
+    ``class_input=True`` feeds [z, embed(y)] (B, z_dim + embed_dim) to the linear layer, so the class
+    shapes the 4x4 seed too (BigGAN), not only the BatchNorms' gains and biases.
     """
 
     def __init__(self, cfg: ModelConfig):
@@ -350,7 +357,8 @@ class ProjectionGenerator(nn.Module):
             chans = [cfg.g_width * 4] * (n_up + 1)  # SNGAN CIFAR ResNet: constant width
             block = ResGBlock
         self.seed_channels = chans[0]
-        self.linear = nn.Linear(cfg.z_dim, 4 * 4 * chans[0])
+        self.input_dim = cfg.z_dim + (cfg.embed_dim if cfg.class_input else 0)
+        self.linear = nn.Linear(cfg.z_dim, 4 * 4 * chans[0])  # widened below for class_input
         self.blocks = _CBNSequential(*[block(chans[i], chans[i + 1], cfg.num_classes) for i in range(n_up)])
         self.out_cbn = cfg.out_cbn and cfg.num_classes > 0
         self.bn_out = ConditionalBatchNorm2d(chans[-1], cfg.num_classes) if self.out_cbn else nn.BatchNorm2d(chans[-1])
@@ -362,10 +370,28 @@ class ProjectionGenerator(nn.Module):
                 if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
                     nn.init.xavier_uniform_(m.weight)
                     nn.init.zeros_(m.bias)
+        self.class_input = None
+        if cfg.class_input:
+            self._add_class_input(cfg.num_classes, cfg.embed_dim)
+
+    def _add_class_input(self, num_classes: int, embed_dim: int) -> None:
+        """The class at the input, grown onto the model without it: the embedding is registered last
+        (same parameter order, one more optimiser entry) and drawn without consuming the global RNG,
+        and the linear layer's new input columns start at zero. So at initialisation G is exactly the
+        model without class_input (the same weights, and D's after it): an A/B of the two differs in
+        one factor, and benchmarks/branch_run.py adds it to a trained run the same way."""
+        with torch.random.fork_rng(devices=[]):
+            self.class_input = nn.Embedding(num_classes, embed_dim)
+        with torch.no_grad():
+            w = self.linear.weight  # (4*4*c0, z_dim)
+            self.linear.weight = nn.Parameter(torch.cat([w, w.new_zeros(w.shape[0], embed_dim)], dim=1))
+        self.linear.in_features = self.input_dim
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_inputs(z, y, self.z_dim, self.num_classes, _weights_dtype(self))
-        h = self.linear(z).view(z.shape[0], self.seed_channels, 4, 4)  # (B, z_dim) -> (B, c0, 4, 4)
+        if self.class_input is not None:
+            z = torch.cat([z, self.class_input(y).to(z.dtype)], dim=1)  # (B, z_dim + embed_dim)
+        h = self.linear(z).view(z.shape[0], self.seed_channels, 4, 4)  # (B, input_dim) -> (B, c0, 4, 4)
         h = self.blocks(h, y)  # (B, c0, 4, 4) -> (B, c_last, S, S)
         h = self.bn_out(h, y) if self.out_cbn else self.bn_out(h)
         return torch.tanh(self.conv_out(F.relu(h)))  # -> (B, 3, S, S)

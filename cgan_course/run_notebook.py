@@ -4,7 +4,10 @@ the grader's child process (``grade.py`` starts one per submission).
     python -m cgan_course.run_notebook NOTEBOOK OUT --timeout SECONDS
 
 A module of its own so the child imports only nbclient, not the course's registries and PyTorch
-(about 1.5 s per submission); the kernel imports what the notebook imports.
+(about 1.5 s per submission); the kernel imports what the notebook imports. The kernel runs in a
+session of its own (jupyter_client starts it so), which a signal to this process's group does not
+reach; on SIGTERM nbclient shuts it down, with its process group (the processes the submission
+started included), before this process exits: so the grader stops a child with SIGTERM first.
 """
 from __future__ import annotations
 

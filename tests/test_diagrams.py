@@ -31,6 +31,14 @@ def test_projection_generator_stages(out_cbn):
     assert _labelled(stages) == list(range(2, 2 + len(blocks) + out_cbn))  # every CBN, and only those
 
 
+def test_a_class_input_generator_shows_the_embedding_at_the_input():
+    cfg = ModelConfig(g_width=8, embed_dim=7, class_input=True)
+    stages = diagrams.generator_stages(cfg)
+    assert stages[1].label == "embed(y)" and stages[1].shape == (128 + 7,)
+    assert stages[2].shape == (build_generator(cfg).seed_channels, 4, 4)
+    assert len(diagrams.architecture_figure(ModelConfig(g_width=8, class_input=True, class_head=True)).axes) == 3
+
+
 def test_classic_generator_takes_y_once_at_the_input():
     stages = diagrams.generator_stages(ModelConfig(arch="classic", g_width=8, embed_dim=7))
     assert _labelled(stages) == [1] and stages[1].shape == (128 + 7,)

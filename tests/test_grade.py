@@ -1,6 +1,7 @@
 """Issue 22: the grader. A complete submission passes every exercise it answers, an untouched one
 leaves every build unfinished, and each broken submission is reported on its row while the run
 goes on."""
+import contextlib
 import csv
 import json
 import os
@@ -116,32 +117,46 @@ def test_messages_that_look_like_formulas_are_quoted():
 
 
 def test_ctrl_c_stops_every_running_submission(tmp_path):
-    """Each submission runs in its own session (so a timeout kills it whole), which Ctrl-C at the
-    terminal does not reach: the grader kills them itself, and writes no half table."""
+    """Each submission runs in its own session (so a timeout kills it whole) and its kernel in
+    another, which Ctrl-C at the terminal reaches neither: the grader stops them itself, the
+    processes a submission started included, and leaves no half-written table."""
     subs, marks = tmp_path / "submissions", tmp_path / "marks"
     marks.mkdir()
-    for learner in ("ann", "ben"):
+    for learner in ("ann", "ben"):  # each records its kernel's pid and a process it started, atomically
+        mark = marks / learner
         _tiny(subs / learner, "03_loops.ipynb",
-              f"import os, time\nopen(r'{marks / learner}', 'w').write(str(os.getpid()))\nwhile True:\n    time.sleep(0.1)")
+              "import os, subprocess, sys, time\n"
+              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+              f"open(r'{mark}.tmp', 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+              f"os.replace(r'{mark}.tmp', r'{mark}')\n"
+              "while True:\n    time.sleep(0.1)")
     out = tmp_path / "grades.csv"
+    out.write_text("the previous table\n")
     proc = subprocess.Popen([sys.executable, "-m", "cgan_course.grade", str(subs), "--out", str(out), "--jobs", "2",
                              "--timeout", "300"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    kernels = [int(p.read_text() or 0) for p in marks.iterdir()]
-    assert len(kernels) == 2 and all(kernels), "both submissions should be running"
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) != 0 and not out.exists()
+    pids = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(marks.glob("[ab]??"))) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        pids = [int(pid) for mark in marks.glob("[ab]??") for pid in mark.read_text().split()]
+        assert len(pids) == 4, "both submissions should be running, each with a process of its own"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) != 0 and out.read_text() == "the previous table\n"
+        deadline = time.monotonic() + 10
+        while any(map(_alive, pids)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(map(_alive, pids)), "a submission's kernel, or a process it started, outlived the grader"
+    finally:
+        proc.kill()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
-    def alive(pid: int) -> bool:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return not Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"  # a zombie is gone
 
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in kernels) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(alive(pid) for pid in kernels), "a submission's kernel outlived the grader"
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to read it counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False

@@ -116,6 +116,39 @@ def test_out_cbn_makes_the_last_batchnorm_class_conditional():
     assert isinstance(build_generator(ModelConfig(g_width=8, out_cbn=False)).bn_out, torch.nn.BatchNorm2d)
 
 
+def test_class_input_feeds_the_class_to_the_first_layer_too():
+    """``class_input``: [z, embed(y)] enters G's linear layer, so with every CBN table identical
+    across classes the label still changes the image; older configs build G without it."""
+    from cgan_course.checkpoints import model_config_from
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(g_width=8, class_input=True, embed_dim=6)
+    G = build_generator(cfg).eval()
+    assert G.linear.in_features == 128 + 6 and [n for n, _ in G.named_parameters()][-1] == "class_input.weight"
+    with torch.no_grad():
+        for m in G.modules():
+            if isinstance(m, ConditionalBatchNorm2d):
+                m.gamma.weight.fill_(1.0), m.beta.weight.zero_()
+        G.linear.weight[:, 128:].normal_(0, 0.1)  # as after training: the new input columns start at zero
+        out = G(torch.randn(1, 128).repeat(2, 1), torch.tensor([0, 1]))
+    assert out.shape == (2, 3, 32, 32) and not torch.allclose(out[0], out[1])
+    for bad in (dict(arch="classic"), dict(num_classes=0)):
+        with pytest.raises(CourseError, match="class_input needs arch='projection' and num_classes > 0"):
+            ModelConfig(class_input=True, **bad)
+    old = {k: v for k, v in dataclasses.asdict(ModelConfig(g_width=8)).items() if k != "class_input"}
+    assert model_config_from(old, "old.pt").class_input is False
+    for init in ("pytorch", "xavier"):  # at initialisation: the model without it, the new input at zero
+        models = []
+        for with_input in (False, True):
+            torch.manual_seed(1)
+            c = ModelConfig(g_width=8, g_init=init, class_input=with_input)
+            models.append((build_generator(c), build_discriminator(c)))
+        (G0, D0), (G1, D1) = models
+        assert not G1.linear.weight[:, 128:].any() and torch.equal(G1.linear.weight[:, :128], G0.linear.weight)
+        rest = lambda G: [p for n, p in G.named_parameters() if n not in ("linear.weight", "class_input.weight")]  # noqa: E731
+        assert all(torch.equal(a, b) for a, b in zip(rest(G0) + list(D0.parameters()), rest(G1) + list(D1.parameters())))
+
+
 def test_configs_saved_before_out_cbn_build_the_old_generator():
     """Checkpoints written before ``out_cbn`` existed (the committed generator, old runs) hold a
     plain last BatchNorm; their configs must keep building exactly that."""
