@@ -393,3 +393,16 @@ def test_paired_label_fidelity_of_a_generator_with_itself_is_exactly_zero_and_fi
     assert same["difference"] == 0.0 and same["ci95"] == (0.0, 0.0) and same["a_only"] == same["b_only"] == 0
     gap = metrics.paired_label_fidelity(blind, obedient, clf, num_samples=60)
     assert gap["ci95"][0] > 0.3 and gap["b_only"] > gap["a_only"]  # real images of the class beat random ones
+
+
+def test_a_confusion_matrix_is_read_aloud_from_its_own_numbers():
+    C = np.array([[169, 48, 5, 28], [1, 249, 0, 0], [4, 123, 117, 6], [62, 24, 2, 162]])  # notebook 08's kind
+    best, worst, both = metrics.read_confusion(C, ["automobile", "frog", "horse", "ship"])
+    assert best == "best: frog, judged right 249 times of 250"
+    assert worst == "worst: horse, judged right 117 times of 250; taken for frog 123 times"
+    # frog/horse is confused one way only (0 frogs judged horse): automobile/ship is the pair both ways
+    assert both == "confused both ways most: automobile and ship (28 automobile judged ship, 62 ship judged automobile)"
+    assert metrics.read_confusion(torch.tensor([[3, 1], [2, 2]]), ["a", "b"])[2].endswith("(1 a judged b, 2 b judged a)")
+    for bad, names in ((np.ones((2, 3)), ["a", "b"]), (np.ones((2, 2)), ["a"]), (np.ones((1, 1)), ["a"])):
+        with pytest.raises(CourseError, match="read_confusion needs a K x K matrix"):
+            metrics.read_confusion(bad, names)

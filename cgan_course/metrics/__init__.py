@@ -50,5 +50,6 @@ from .scores import (
                        intra_fid,
                        label_fidelity,
                        paired_label_fidelity,
+                       read_confusion,
                        wilson_interval,
 )

@@ -192,6 +192,29 @@ def label_fidelity(source, classifier: FeatureExtractor | None = None, num_sampl
                           "ci95": wilson_interval(accuracy, stats.count), "chance": 1 / num_classes})
 
 
+def read_confusion(confusion, classes: list[str]) -> list[str]:
+    """A confusion matrix ``[K, K]`` (rows: requested, columns: judged) read aloud, for this run's
+    numbers rather than a sentence written for another run: the class drawn best, the class drawn
+    worst and what it was taken for most, and the pair of classes confused most both ways (the pair
+    whose smaller count, i judged j or j judged i, is largest)."""
+    c = torch.as_tensor(confusion).long()
+    if c.dim() != 2 or c.shape[0] != c.shape[1] or c.shape[0] != len(classes) or len(classes) < 2:
+        raise CourseError(f"read_confusion needs a K x K matrix and K >= 2 class names, got {tuple(c.shape)} and "
+                          f"{len(classes)} names")
+    asked, right = c.sum(1), c.diag()
+    rate = right / asked.clamp(min=1)
+    best, worst = int(rate.argmax()), int(rate.argmin())
+    off = c.clone().fill_diagonal_(-1)
+    taken = int(off[worst].argmax())
+    both = torch.minimum(off, off.T).triu(1)  # (K, K): confused both ways at least this often
+    i, j = divmod(int(both.argmax()), len(classes))
+    return [f"best: {classes[best]}, judged right {int(right[best])} times of {int(asked[best])}",
+            f"worst: {classes[worst]}, judged right {int(right[worst])} times of {int(asked[worst])}; taken for "
+            f"{classes[taken]} {int(c[worst, taken])} times",
+            f"confused both ways most: {classes[i]} and {classes[j]} ({int(c[i, j])} {classes[i]} judged "
+            f"{classes[j]}, {int(c[j, i])} {classes[j]} judged {classes[i]})"]
+
+
 def _check_judge(G: nn.Module, features: ClassifierFeatures) -> None:
     """A classifier can only judge a generator of its own classes, at its own image size: a
     2-class generator judged by the 10-class CIFAR classifier used to score "0.0%, chance 10%"."""
