@@ -104,12 +104,12 @@ class _Children:
         with self.lock:
             self.stopping, procs = True, list(self.running)
         for proc in procs:
-            stop(proc)
+            _stop(proc)
 
 
-def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM to the child's process group (run_notebook then kills its kernel's group too), and
-    SIGKILL after ``grace`` seconds if it is still there."""
+def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM to the child's process group (nbclient in the child then shuts its kernel down, the
+    kernel's own process group included), and SIGKILL after ``grace`` seconds if it is still there."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
@@ -138,7 +138,7 @@ def _run_child(path: Path, out: Path, mode: str, timeout: float, children: _Chil
     try:
         stdout, stderr = proc.communicate(timeout=timeout + 60)
     except subprocess.TimeoutExpired:
-        stop(proc)
+        _stop(proc)
         proc.communicate()
         return f"did not finish within {timeout + 60:g} s (a loop?)"
     finally:
