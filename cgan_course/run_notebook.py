@@ -1,4 +1,4 @@
-"""Run one notebook in this process's own kernel, every cell even after an error, into a file:
+"""Run one notebook in a kernel of its own, every cell even after an error, into a file:
 the grader's child process (``grade.py`` starts one per submission).
 
     python -m cgan_course.run_notebook NOTEBOOK OUT --timeout SECONDS
