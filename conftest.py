@@ -9,7 +9,8 @@ import os
 os.environ.setdefault("CGAN_COURSE_MODE", "smoke")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-if os.environ.get("PYTEST_XDIST_WORKER"):  # set before anything here imports torch; children inherit it
+# set before anything here imports torch (so not through cgan_course.runtime.usable_cores); children inherit it
+if os.environ.get("PYTEST_XDIST_WORKER"):
     _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     _share = str(max(1, _cores // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
     os.environ.setdefault("OMP_NUM_THREADS", _share)

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from cgan_course import runtime
+from cgan_course.runtime import usable_cores  # noqa: F401 - the benchmarks import it from here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,14 +23,6 @@ def cpu_flags() -> list[str]:
     """The CPU features that decide whether bf16 pays off on a CPU (AVX-512 BF16, AMX)."""
     have = runtime.cpu_flags()
     return [w for w in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if w in have]
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (a container's CPU set can be smaller than os.cpu_count())."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def hardware(device: torch.device | str = "cpu") -> dict:

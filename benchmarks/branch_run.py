@@ -16,7 +16,8 @@ the parent's, so the arms differ in one factor from the branch point on.
   the parent's (bias correction ~1): zero second moments would make the new columns' first steps
   ~30x too large (1/sqrt(1 - beta2)), so each new column starts with its row's mean second moment
   of the old columns (a step of about the learning rate) and zero first moment. The embedding
-  (drawn with a fixed seed) gets a fresh Adam entry.
+  (drawn with seed 0) gets a fresh Adam entry. The model grows itself (``add_class_input``), as a
+  new ``class_input`` model does at initialisation.
 
 It never writes into an existing folder, and never touches the parent.
 """
@@ -40,19 +41,20 @@ from cgan_course.validate import check_float  # noqa: E402
 
 
 def _add_class_input(saved: dict) -> None:
-    """Give G (and its EMA) the class at its input, as the function it was: zero new columns."""
+    """Give G (and its EMA) the class at its input, as the function it was: the model's own
+    ``add_class_input`` (zero new columns), then the optimiser's entries to match."""
     old = model_config_from(saved["config"]["model"], "the parent")
     if old.arch != "projection" or old.num_classes == 0 or old.class_input:
         raise CourseError("--class-input needs a conditional projection G that does not have it yet")
     new = dataclasses.replace(old, class_input=True)
     names = [n for n, _ in build_generator(old).named_parameters()]
-    grown = build_generator(new)
-    assert [n for n, _ in grown.named_parameters()] == names + ["class_input.weight"]  # appended, nothing moved
-    embedding = torch.randn(new.num_classes, new.embed_dim, generator=torch.Generator().manual_seed(0))
     for key in ("G", "G_ema"):
-        weight = saved[key]["linear.weight"]  # (4*4*c0, z_dim)
-        saved[key]["linear.weight"] = torch.cat([weight, weight.new_zeros(weight.shape[0], new.embed_dim)], dim=1)
-        saved[key]["class_input.weight"] = embedding.clone()
+        G = build_generator(old)
+        G.load_state_dict(saved[key])
+        torch.manual_seed(0)  # the same embedding in G and its EMA (drawn without advancing the RNG)
+        G.add_class_input(new.embed_dim)
+        assert [n for n, _ in G.named_parameters()] == names + ["class_input.weight"]  # appended, nothing moved
+        saved[key] = G.state_dict()
     moments = saved["opt_g"]["state"].get(names.index("linear.weight"))
     if not moments:
         raise CourseError("the parent checkpoint has no optimiser state for G's first layer (saved before its first "

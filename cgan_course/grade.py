@@ -50,6 +50,7 @@ from .course import MODES
 from .errors import CourseError, run_cli
 from .exercises import EXERCISES
 from .files import atomic_write
+from .runtime import usable_cores
 from .validate import check_choice, check_float, check_int
 
 MAX_OUTPUT_BYTES = 2_000_000  # of text read back from one executed notebook; a flood is cut, not parsed whole
@@ -240,9 +241,8 @@ def grade(root: str | Path, out: str | Path, mode: str = "smoke", timeout: float
     if not paths:
         raise CourseError(f"{root} holds no .ipynb files")
     # N at once share the cores this process may use (a share of them already, under pytest-xdist)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     omp = os.environ.get("OMP_NUM_THREADS", "")
-    cores = min(cores, int(omp)) if omp.isdigit() and int(omp) > 0 else cores
+    cores = min(usable_cores(), int(omp)) if omp.isdigit() and int(omp) > 0 else usable_cores()
     threads = max(1, cores // jobs) if jobs > 1 else None
     children = _Children()
 

@@ -357,7 +357,7 @@ class ProjectionGenerator(nn.Module):
             chans = [cfg.g_width * 4] * (n_up + 1)  # SNGAN CIFAR ResNet: constant width
             block = ResGBlock
         self.seed_channels = chans[0]
-        self.input_dim = cfg.z_dim + (cfg.embed_dim if cfg.class_input else 0)
+        self.input_dim = cfg.z_dim  # + embed_dim with class_input (add_class_input)
         self.linear = nn.Linear(cfg.z_dim, 4 * 4 * chans[0])  # widened below for class_input
         self.blocks = _CBNSequential(*[block(chans[i], chans[i + 1], cfg.num_classes) for i in range(n_up)])
         self.out_cbn = cfg.out_cbn and cfg.num_classes > 0
@@ -372,20 +372,22 @@ class ProjectionGenerator(nn.Module):
                     nn.init.zeros_(m.bias)
         self.class_input = None
         if cfg.class_input:
-            self._add_class_input(cfg.num_classes, cfg.embed_dim)
+            self.add_class_input(cfg.embed_dim)
 
-    def _add_class_input(self, num_classes: int, embed_dim: int) -> None:
+    def add_class_input(self, embed_dim: int) -> None:
         """The class at the input, grown onto the model without it: the embedding is registered last
         (same parameter order, one more optimiser entry) and drawn without consuming the global RNG,
         and the linear layer's new input columns start at zero. So at initialisation G is exactly the
         model without class_input (the same weights, and D's after it): an A/B of the two differs in
         one factor, and benchmarks/branch_run.py adds it to a trained run the same way."""
+        if self.class_input is not None or not self.num_classes:
+            raise CourseError("add_class_input: this generator already has a class input, or has no classes")
         with torch.random.fork_rng(devices=[]):
-            self.class_input = nn.Embedding(num_classes, embed_dim)
+            self.class_input = nn.Embedding(self.num_classes, embed_dim)
         with torch.no_grad():
             w = self.linear.weight  # (4*4*c0, z_dim)
             self.linear.weight = nn.Parameter(torch.cat([w, w.new_zeros(w.shape[0], embed_dim)], dim=1))
-        self.linear.in_features = self.input_dim
+        self.input_dim = self.linear.in_features = self.z_dim + embed_dim
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         check_inputs(z, y, self.z_dim, self.num_classes, _weights_dtype(self))

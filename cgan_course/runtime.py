@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import platform
 from typing import Iterator
 
@@ -76,6 +77,14 @@ def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags (x86 ``flags``, Arm ``Features``), e.g. {"avx2", "avx512_bf16"}."""
     info = cpu_info()
     return frozenset((info.get("flags") or info.get("Features") or "").split())
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a container's CPU set can be smaller than os.cpu_count())."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def cpu_has_native_bf16() -> bool:
