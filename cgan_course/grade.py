@@ -101,11 +101,11 @@ class _Children:
         with self.lock:
             self.running.discard(proc)
 
-    def stop_all(self) -> None:
+    def stop_all(self, grace: float = 5.0) -> None:
         with self.lock:
             self.stopping, procs = True, list(self.running)
         for proc in procs:
-            _stop(proc)
+            _stop(proc, grace)
 
 
 def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
@@ -119,10 +119,25 @@ def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
             return
 
 
+def _sweep_kernel(pid_file: Path, folder: Path) -> None:
+    """Kill what is left of a submission's kernel group once its child has gone (the child kills it
+    itself unless it was killed first). A group id cannot be reused while any process of the group
+    lives, so the only risk is a new process that took the id: its environment, unlike the kernel's
+    (whose HOME lies in ``folder``), does not name ``folder``. Without /proc nothing is swept."""
+    with contextlib.suppress(OSError, ValueError):
+        pgid = int(pid_file.read_text())
+        leader = Path(f"/proc/{pgid}/environ")
+        if not Path("/proc/self").is_dir() or (leader.exists() and str(folder) not in leader.read_text(errors="replace")):
+            return
+        os.killpg(pgid, signal.SIGKILL)
+
+
 def _run_child(path: Path, out: Path, mode: str, timeout: float, children: _Children,
                threads: int | None = None) -> str:
     """Execute ``path`` into ``out`` in a child process; '' if it ran, else why not (one line)."""
-    cmd = [sys.executable, "-m", "cgan_course.run_notebook", str(path), str(out), "--timeout", str(timeout)]
+    kernel_pid = path.parent / "kernel.pid"
+    cmd = [sys.executable, "-m", "cgan_course.run_notebook", str(path), str(out), "--timeout", str(timeout),
+           "--kernel-pid", str(kernel_pid)]
     home = path.parent / "home"  # the submission's own HOME: nothing it writes there reaches the next one
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if k in ENV_KEPT or k.startswith("CGAN_COURSE_")}
@@ -144,6 +159,9 @@ def _run_child(path: Path, out: Path, mode: str, timeout: float, children: _Chil
         return f"did not finish within {timeout + 60:g} s (a loop?)"
     finally:
         children.finished(proc)
+        _sweep_kernel(kernel_pid, path.parent)
+    if children.stopping:
+        return "not finished: the grader was stopped"
     if proc.returncode != 0:
         lines = [ln for ln in (stderr or stdout).strip().splitlines() if ln.strip()] or ["no message"]
         return lines[-1][:300]

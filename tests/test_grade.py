@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -122,14 +123,8 @@ def test_ctrl_c_stops_every_running_submission(tmp_path):
     processes a submission started included, and leaves no half-written table."""
     subs, marks = tmp_path / "submissions", tmp_path / "marks"
     marks.mkdir()
-    for learner in ("ann", "ben"):  # each records its kernel's pid and a process it started, atomically
-        mark = marks / learner
-        _tiny(subs / learner, "03_loops.ipynb",
-              "import os, subprocess, sys, time\n"
-              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
-              f"open(r'{mark}.tmp', 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
-              f"os.replace(r'{mark}.tmp', r'{mark}')\n"
-              "while True:\n    time.sleep(0.1)")
+    for learner in ("ann", "ben"):
+        _tiny(subs / learner, "03_loops.ipynb", _looping(marks / learner))
     out = tmp_path / "grades.csv"
     out.write_text("the previous table\n")
     proc = subprocess.Popen([sys.executable, "-m", "cgan_course.grade", str(subs), "--out", str(out), "--jobs", "2",
@@ -152,6 +147,45 @@ def test_ctrl_c_stops_every_running_submission(tmp_path):
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_a_child_killed_before_it_stops_its_kernel_leaves_nothing_behind(tmp_path):
+    """The grace the grader gives a child can run out (a loaded machine): the kernel's group, which
+    the killed child could not stop, is swept by the grader, and nothing it left holds the grader up."""
+    subs, mark = tmp_path / "submissions", tmp_path / "mark"
+    _tiny(subs / "cat", "03_loops.ipynb", _looping(mark))
+    children, rows = grade._Children(), []
+    worker = threading.Thread(target=lambda: rows.extend(
+        grade.grade_one(subs / "cat" / "03_loops.ipynb", subs, "smoke", 300, children)))
+    worker.start()
+    pids = []
+    try:
+        deadline = time.monotonic() + 120
+        while not mark.exists() and time.monotonic() < deadline and worker.is_alive():
+            time.sleep(0.2)
+        pids = [int(pid) for pid in mark.read_text().split()]
+        children.stop_all(grace=0)  # SIGKILL right after SIGTERM: the child has no time to stop its kernel
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "the grader waited on a process the submission left behind"
+        assert rows and {r.status for r in rows} == {"error"} and "the grader was stopped" in rows[0].message
+        deadline = time.monotonic() + 10
+        while any(map(_alive, pids)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(map(_alive, pids)), "the kernel, or a process it started, outlived its killed child"
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _looping(mark: Path) -> str:
+    """A submission that starts a process, records its kernel's pid and that process's at ``mark``
+    (atomically), then loops."""
+    return ("import os, subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+            f"open(r'{mark}.tmp', 'w').write(f'{{os.getpid()}} {{child.pid}}')\n"
+            f"os.replace(r'{mark}.tmp', r'{mark}')\n"
+            "while True:\n    time.sleep(0.1)")
 
 
 def _alive(pid: int) -> bool:
