@@ -60,11 +60,12 @@ from .sampling import (
     to_image_grid,
 )
 from .training import load_generator_from_checkpoint
-from .validate import MAX_SEED, check_int
+from .validate import MAX_SEED, check_float, check_int
 
 MAX_BODY_BYTES = 4096  # a valid request is under 200 bytes
-HEADER_TIMEOUT_S = 10.0  # a connection that has not sent its request headers by then is closed
-BODY_TIMEOUT_S = 10.0  # a request whose body has not arrived by then gets 408
+# a client's time to send its request (--client-timeout): a connection whose headers have not all
+# arrived by then is closed, a request whose body has not is answered 408
+CLIENT_TIMEOUT_S = 10.0
 MAX_TRUNCATION = 10.0  # beyond ~4 a truncated normal is a plain normal
 SERVE_PRECISIONS = ("fp32", "bf16")  # inference only; training has runtime.PRECISIONS
 QUANTIZE = ("none", "dynamic-int8")
@@ -144,9 +145,9 @@ def _validation_message(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, timeout: float) -> bytes:
     """The request body, refusing more than MAX_BODY_BYTES without reading it all, and a body that
-    takes longer than BODY_TIMEOUT_S to arrive (a slow client must not hold a worker)."""
+    takes longer than ``timeout`` seconds to arrive (a slow client must not hold a worker)."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
         raise _TooLarge()
@@ -159,7 +160,7 @@ async def _read_body(request: Request) -> bytes:
                 raise _TooLarge()
         return body
 
-    return await asyncio.wait_for(read(), BODY_TIMEOUT_S)
+    return await asyncio.wait_for(read(), timeout)
 
 
 class _TooLarge(Exception):
@@ -176,10 +177,12 @@ def _is_json(request: Request) -> bool:
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
-def create_app(service: GeneratorService, allowed_hosts: list[str] | None = None) -> FastAPI:
+def create_app(service: GeneratorService, allowed_hosts: list[str] | None = None,
+               client_timeout: float = CLIENT_TIMEOUT_S) -> FastAPI:
     """The FastAPI app around one loaded generator. ``allowed_hosts``: the Host headers it answers
     (the CLI passes ``LOOPBACK_HOSTS`` when bound to this machine only, so a page on another site
-    cannot reach it through a DNS name rebound to 127.0.0.1); None answers any."""
+    cannot reach it through a DNS name rebound to 127.0.0.1); None answers any. A request body
+    slower than ``client_timeout`` seconds gets 408."""
     app = FastAPI(title="cgan_course generator", docs_url="/docs", redoc_url=None)
     if allowed_hosts is not None:
         from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -199,11 +202,11 @@ def create_app(service: GeneratorService, allowed_hosts: list[str] | None = None
         if not _is_json(request):
             return _error(415, "send the request as JSON with the header Content-Type: application/json")
         try:
-            body = await _read_body(request)
+            body = await _read_body(request, client_timeout)
         except _TooLarge:
             return _error(413, f"request body over {MAX_BODY_BYTES} bytes: send only class, n, seed, truncation")
         except (TimeoutError, asyncio.TimeoutError):  # the same class from Python 3.11 on
-            return _error(408, f"the request body did not arrive within {BODY_TIMEOUT_S:.0f} s")
+            return _error(408, f"the request body did not arrive within {client_timeout:g} s")
         except ClientDisconnect:  # the client went away mid-body: nobody to answer, nothing to log
             return Response(status_code=400)
         try:
@@ -270,20 +273,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _http_protocol():
-    """uvicorn's h11 protocol with a deadline for the request headers: uvicorn has none, so a
-    client that opens connections and never finishes its headers would hold them forever."""
+def _http_protocol(timeout: float = CLIENT_TIMEOUT_S):
+    """uvicorn's h11 protocol with a deadline of ``timeout`` seconds for the request headers:
+    uvicorn has none, so a client that opens connections and never finishes its headers would hold
+    them forever."""
     import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class TimedH11Protocol(H11Protocol):
         def connection_made(self, transport) -> None:
             super().connection_made(transport)
-            self.loop.call_later(HEADER_TIMEOUT_S, self._close_if_no_request)
+            self.loop.call_later(timeout, self._close_if_no_request)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()  # the next request's headers get the same deadline
-            self.loop.call_later(HEADER_TIMEOUT_S, self._close_if_no_request)
+            self.loop.call_later(timeout, self._close_if_no_request)
 
         def _close_if_no_request(self) -> None:
             # IDLE: no complete request line and headers since the connection opened or the last response
@@ -305,6 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quantize", choices=QUANTIZE, default="none")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-inference-mode", action="store_true", help="use torch.no_grad (for benchmarks)")
+    parser.add_argument("--client-timeout", type=float, default=CLIENT_TIMEOUT_S,
+                        help=f"seconds a client has to send its request headers, and its body (default: {CLIENT_TIMEOUT_S:g})")
     args = parser.parse_args(argv)
 
     def body() -> None:
@@ -312,14 +318,15 @@ def main(argv: list[str] | None = None) -> None:
 
         check_int("--port", args.port, 1, 65535)
         check_host(args.host)
+        client_timeout = check_float("--client-timeout", args.client_timeout, 0.1, 3600, fix="seconds, e.g. 10")
         options = ServeOptions(args.precision, not args.no_channels_last, args.quantize, args.threads,
                                not args.no_inference_mode)
         service = GeneratorService(load_service_generator(args.generator), options)
         print(f"serving {len(service.classes)} classes on http://{args.host}:{args.port}/", flush=True)
         loopback = args.host == "localhost" or _is_loopback(args.host)
-        app = create_app(service, LOOPBACK_HOSTS if loopback else None)
+        app = create_app(service, LOOPBACK_HOSTS if loopback else None, client_timeout)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
-                    http=_http_protocol(), timeout_keep_alive=5)
+                    http=_http_protocol(client_timeout), timeout_keep_alive=5)
 
     run_cli(body, parser.prog)
 
