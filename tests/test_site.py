@@ -191,13 +191,26 @@ def test_the_concept_map_and_the_sampler_stand_in_are_on_the_site(built):
     assert sampler.count("widget-stand-in") == 2 and site.WIDGET_MIME not in sampler
 
 
+def _small_repo(folder: Path, readme: str = "# Course\n\n## Hardware\n\ntext\n") -> Path:
+    """A repository with every page, one notebook and ``readme``: a build in a few seconds."""
+    (folder / "notebooks").mkdir(parents=True)
+    (folder / "docs").mkdir()
+    for page in site.PAGES:
+        (folder / page).write_text(f"# {Path(page).stem}\n")
+    shutil.copy(ROOT / "notebooks" / "02_cifar10_preprocessing.ipynb", folder / "notebooks")
+    (folder / "README.md").write_text(readme)
+    return folder
+
+
 def test_a_rebuild_replaces_the_previous_site_and_other_folders_are_refused(built, tmp_path):
+    require_dot()
     out = tmp_path / "site"
     shutil.copytree(built, out)
     (out / "stale.html").write_text("old")
-    site.build_site(out)
+    site.build_site(out, repo=_small_repo(tmp_path / "repo"))  # no repo_url this time
     assert not (out / "stale.html").exists() and (out / "index.html").is_file()
-    assert "colab.research.google.com" not in (out / "notebooks" / "04_training.html").read_text()
+    assert not (out / "notebooks" / "04_training.html").exists()
+    assert "colab.research.google.com" not in (out / "notebooks" / "02_cifar10_preprocessing.html").read_text()
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("keep me")
     with pytest.raises(site.SiteError, match="not a previous site build"):
@@ -251,13 +264,7 @@ def test_serve_answers_on_loopback(built):
 def test_the_build_fails_on_a_warning(tmp_path):
     require_dot()
     """Strict: a missing image in the README is an error, not a page with a hole."""
-    repo = tmp_path / "repo"
-    (repo / "notebooks").mkdir(parents=True)
-    (repo / "docs").mkdir()
-    for page in site.PAGES:
-        (repo / page).write_text(f"# {Path(page).stem}\n")
-    shutil.copy(ROOT / "notebooks" / "02_cifar10_preprocessing.ipynb", repo / "notebooks")
-    (repo / "README.md").write_text("# Course\n\n![grid](data/missing.png)\n\n## Hardware\n\ntext\n")
+    repo = _small_repo(tmp_path / "repo", "# Course\n\n![grid](data/missing.png)\n\n## Hardware\n\ntext\n")
     with pytest.raises(site.SiteError, match="missing.png"):
         site.build_site(tmp_path / "out", repo=repo)
     assert not (tmp_path / "out").exists()
@@ -304,8 +311,8 @@ def test_the_site_in_chromium_offline(built):
                 page.route("**/*", route)
                 page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
                 page.on("pageerror", lambda e: errors.append(str(e)))
-                for path, name in pages.items():
-                    page.goto(base + path, wait_until="networkidle")
+                for path, name in pages.items():  # the pages looked at closely wait for the network to go quiet
+                    page.goto(base + path, wait_until="networkidle" if name else "load")
                     page.wait_for_function("() => !window.MathJax || !MathJax.startup || !MathJax.startup.promise"
                                            " || MathJax.startup.promise.then(() => true)")
                     if name:
