@@ -14,9 +14,8 @@ from pathlib import Path
 import torch
 
 from cgan_course import runtime
+from cgan_course.paths import REPO_ROOT
 from cgan_course.runtime import usable_cores  # noqa: F401 - the benchmarks import it from here
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_flags() -> list[str]:

@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 
 from cgan_course import metrics, serve
+from cgan_course.paths import REPO_ROOT
 from cgan_course.pretrained import load_generator
 from cgan_course.runtime import cpu_has_native_bf16
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = {  # name: (CLI flags, ServeOptions); each row adds one change to the row above
     "fp32, no_grad": (["--no-inference-mode", "--no-channels-last"],
                       serve.ServeOptions(inference_mode=False, channels_last=False)),
