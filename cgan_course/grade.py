@@ -42,6 +42,7 @@ import sys
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from .course import MODES
 from .errors import CourseError, run_cli
 from .exercises import EXERCISES
 from .files import atomic_write
+from .run_notebook import start_time
 from .runtime import usable_cores
 from .validate import check_choice, check_float, check_int
 
@@ -119,25 +121,25 @@ def _stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
             return
 
 
-def _sweep_kernel(pid_file: Path, folder: Path) -> None:
+def _sweep_kernel(stdout: str) -> None:
     """Kill what is left of a submission's kernel group once its child has gone (the child kills it
-    itself unless it was killed first). A group id cannot be reused while any process of the group
-    lives, so the only risk is a new process that took the id: its environment, unlike the kernel's
-    (whose HOME lies in ``folder``), does not name ``folder``. Without /proc nothing is swept."""
-    with contextlib.suppress(OSError, ValueError):
-        pgid = int(pid_file.read_text())
-        leader = Path(f"/proc/{pgid}/environ")
-        if not Path("/proc/self").is_dir() or (leader.exists() and str(folder) not in leader.read_text(errors="replace")):
-            return
+    itself unless it was killed first), from the ``kernel: PGID START`` line the child printed. A
+    group id cannot be reused while any process of the group lives; if the id names a process again,
+    it must be the kernel (the same start time), not a newcomer that took the number."""
+    match = re.search(r"^kernel: (\d+) (\d+)$", stdout or "", re.M)
+    if not match:  # no kernel started, or no /proc to tell one process from another
+        return
+    pgid = int(match[1])
+    if pgid <= 1 or pgid == os.getpgrp() or start_time(pgid) not in (None, match[2]):
+        return
+    with contextlib.suppress(OSError):
         os.killpg(pgid, signal.SIGKILL)
 
 
 def _run_child(path: Path, out: Path, mode: str, timeout: float, children: _Children,
                threads: int | None = None) -> str:
     """Execute ``path`` into ``out`` in a child process; '' if it ran, else why not (one line)."""
-    kernel_pid = path.parent / "kernel.pid"
-    cmd = [sys.executable, "-m", "cgan_course.run_notebook", str(path), str(out), "--timeout", str(timeout),
-           "--kernel-pid", str(kernel_pid)]
+    cmd = [sys.executable, "-m", "cgan_course.run_notebook", str(path), str(out), "--timeout", str(timeout)]
     home = path.parent / "home"  # the submission's own HOME: nothing it writes there reaches the next one
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if k in ENV_KEPT or k.startswith("CGAN_COURSE_")}
@@ -151,20 +153,22 @@ def _run_child(path: Path, out: Path, mode: str, timeout: float, children: _Chil
     proc = children.start(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=path.parent)
     if proc is None:
         return "not run: the grader was stopped"
+    timed_out = False
     try:
         stdout, stderr = proc.communicate(timeout=timeout + 60)
     except subprocess.TimeoutExpired:
         _stop(proc)
-        proc.communicate()
-        return f"did not finish within {timeout + 60:g} s (a loop?)"
+        (stdout, stderr), timed_out = proc.communicate(), True
     finally:
         children.finished(proc)
-        _sweep_kernel(kernel_pid, path.parent)
-    if children.stopping:
+    _sweep_kernel(stdout)
+    if timed_out:
+        return f"did not finish within {timeout + 60:g} s (a loop?)"
+    if children.stopping and proc.returncode != 0:
         return "not finished: the grader was stopped"
     if proc.returncode != 0:
-        lines = [ln for ln in (stderr or stdout).strip().splitlines() if ln.strip()] or ["no message"]
-        return lines[-1][:300]
+        said = stderr.strip() or re.sub(r"^kernel: .*$", "", stdout or "", flags=re.M).strip()
+        return ([ln for ln in said.splitlines() if ln.strip()] or ["no message"])[-1][:300]
     return ""
 
 
@@ -272,10 +276,12 @@ def grade(root: str | Path, out: str | Path, mode: str = "smoke", timeout: float
     # threads suffice: each submission runs in its own child process, and the grader only waits on it
     pool = ThreadPoolExecutor(max_workers=jobs)
     try:
-        rows = [row for rows_of_one in pool.map(one, enumerate(paths, 1)) for row in rows_of_one]
+        rows = [row for rows_of_one in _in_order(pool.submit(one, item) for item in enumerate(paths, 1))
+                for row in rows_of_one]
     except BaseException:  # Ctrl-C or SIGTERM: no submission left running behind the grader's back
         pool.shutdown(wait=False, cancel_futures=True)
-        children.stop_all()
+        with _signals_ignored():  # a second Ctrl-C must not cut the stopping short
+            children.stop_all()
         raise
     pool.shutdown()
 
@@ -288,6 +294,35 @@ def grade(root: str | Path, out: str | Path, mode: str = "smoke", timeout: float
     atomic_write(out, write)  # a stopped grader leaves the previous table whole
     log(summary(rows))
     return rows
+
+
+@contextlib.contextmanager
+def _signals_ignored():
+    """Ctrl-C and SIGTERM ignored inside (in the main thread; elsewhere Python cannot change them)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _in_order(futures) -> list:
+    """The futures' results in order. The main thread waits in short slices: the OS may hand Ctrl-C
+    or SIGTERM to a worker thread, and Python runs its handler only in the main thread, which a
+    wait with no timeout would never wake to do (the grader would hang instead of stopping)."""
+    results = []
+    for future in list(futures):
+        while True:
+            try:
+                results.append(future.result(timeout=0.25))
+                break
+            except FutureTimeout:
+                continue
+    return results
 
 
 def summary(rows: list[Row]) -> str:
