@@ -139,8 +139,9 @@ def test_ctrl_c_stops_every_running_submission(tmp_path):
         _tiny(subs / learner, "03_loops.ipynb", _looping(marks / learner))
     out = tmp_path / "grades.csv"
     out.write_text("the previous table\n")
+    said = (tmp_path / "said.txt").open("w")
     proc = subprocess.Popen([sys.executable, "-m", "cgan_course.grade", str(subs), "--out", str(out), "--jobs", "2",
-                             "--timeout", "300"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--timeout", "300"], stdout=said, stderr=subprocess.STDOUT)
     pids = []
     try:
         deadline = time.monotonic() + 120
@@ -154,13 +155,20 @@ def test_ctrl_c_stops_every_running_submission(tmp_path):
         threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
         tgkill = ctypes.CDLL(None, use_errno=True).tgkill
         assert threads and all(tgkill(proc.pid, t, signal.SIGINT) == 0 for t in threads)
-        assert proc.wait(timeout=60) != 0 and out.read_text() == "the previous table\n"
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # where the grader is stuck, for the failure's message
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            raise AssertionError("the grader did not stop:\n" + (tmp_path / "said.txt").read_text()[-6000:]) from None
+        assert proc.returncode != 0 and out.read_text() == "the previous table\n"
         deadline = time.monotonic() + 10
         while any(map(_alive, pids)) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert not any(map(_alive, pids)), "a submission's kernel, or a process it started, outlived the grader"
     finally:
         proc.kill()
+        said.close()
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
