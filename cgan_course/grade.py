@@ -353,8 +353,6 @@ def main(argv: list[str] | None = None) -> None:
 
     def body() -> None:
         signal.signal(signal.SIGTERM, _interrupted)  # stopped by a scheduler or `kill`: as Ctrl-C
-        if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: where every thread is, on stderr (a grader that seems stuck)
-            faulthandler.register(signal.SIGUSR1, all_threads=True)
         if not args.submissions:
             raise CourseError("pass the folder of submitted notebooks: python -m cgan_course.grade SUBMISSIONS --out grades.csv")
         grade(args.submissions, args.out, args.mode, args.timeout, jobs=args.jobs)
@@ -363,4 +361,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: where every thread is, on stderr (a grader that seems stuck)
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     main()
