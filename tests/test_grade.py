@@ -140,8 +140,12 @@ def test_ctrl_c_stops_every_running_submission(tmp_path):
     out = tmp_path / "grades.csv"
     out.write_text("the previous table\n")
     said = (tmp_path / "said.txt").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "cgan_course.grade", str(subs), "--out", str(out), "--jobs", "2",
-                             "--timeout", "300"], stdout=said, stderr=subprocess.STDOUT)
+    # the default SIGINT handler, even if this test runs where SIGINT is ignored (a background job),
+    # which the grader would inherit (as any program does)
+    code = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "runpy.run_module('cgan_course.grade', run_name='__main__', alter_sys=True)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(subs), "--out", str(out), "--jobs", "2", "--timeout", "300"],
+                            stdout=said, stderr=subprocess.STDOUT)
     pids = []
     try:
         deadline = time.monotonic() + 120
