@@ -64,7 +64,7 @@ def wait_for_server(url: str, proc: subprocess.Popen, log: Path, timeout: float)
                 if r.status == 200:
                     return
         except OSError:
-            time.sleep(0.5)
+            time.sleep(0.2)
     pytest.fail(f"JupyterLab did not answer {url} within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
@@ -93,7 +93,7 @@ def run_all_and_wait(page, timeout: float) -> dict:
         state = page.evaluate(NOTEBOOK_STATE_JS)
         if state and state["kernel"] == "idle":
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     else:
         pytest.fail(f"the notebook did not open with an idle kernel within {PAGE_LOAD_S} s (last state: {state})")
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
@@ -104,7 +104,7 @@ def run_all_and_wait(page, timeout: float) -> dict:
             pytest.fail(f"a cell raised: {state['errors']}")
         if state["executed"] == state["cells"] and state["kernel"] == "idle":
             return state
-        time.sleep(0.5)
+        time.sleep(0.2)
     pytest.fail(f"run-all did not finish within {timeout} s (last state: {state})")
 
 

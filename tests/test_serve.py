@@ -215,7 +215,7 @@ def _cut_off(received: bytes | None) -> bool:
 def test_slow_and_vanishing_clients_are_cut_off_quietly():
     """Issue 27: half-open connections used to be held forever, a slow body held a worker, and a
     client that left mid-body put a 60-line ClientDisconnect traceback in the server log."""
-    wait = 3.0  # --client-timeout: the service's default of 10 s would only make this test wait longer
+    wait = 1.5  # --client-timeout: the service's default of 10 s would only make this test wait longer
     with serve.ServerProcess(flags=["--threads", "1", "--client-timeout", str(wait)], cwd=REPO_ROOT) as process:
         address = ("127.0.0.1", process.port)
         half_open = [socket.create_connection(address) for _ in range(3)]
